@@ -1,0 +1,122 @@
+"""Swin (shifted-window) transformer block whose window bias is Swin's own, a KP-RPE table, or none.
+
+``rel_pos``:
+
+* ``"swin"``: Swin's learned relative-position bias, one scalar per (head, exact window offset),
+  truncated-normal(0.02) initialised (the SwinGait baseline);
+* ``"table"``: a per-query table given to ``forward`` over the whole stage grid (e.g. a
+  :class:`~kprpe.core.KeypointRPE` layer table built with ``grid_size`` = the stage grid); it is padded,
+  shifted and partitioned exactly like the features and read through the window-sized product bucket
+  map (window KP-RPE, see :mod:`kprpe.core.windows`);
+* ``"none"``: no position bias.
+
+A window larger than the grid along an axis is clamped to the grid, and the shift along that axis is
+dropped (Swin's rule).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .baselines import RelPosBias
+from .layers import Attention, DropPath, Mlp
+from .windows import from_windows, partition_tables, shifted_window_mask, to_windows, window_buckets
+
+__all__ = ["SwinBlock", "REL_POS_MODES"]
+
+REL_POS_MODES = ("swin", "table", "none")
+
+
+class SwinBlock(nn.Module):
+    """One (shifted-)window attention block, pre-norm, on a fixed ``grid_size``.
+
+    Args:
+        dim: channels ``C``.
+        num_heads: heads ``H``.
+        grid_size: ``(h, w)`` of the feature map this block runs on.
+        window_size: ``(wh, ww)``.
+        shift_size: ``(sh, sw)``; ``(0, 0)`` for a regular window block.
+        mlp_ratio, qkv_bias, drop, attn_drop, drop_path: as in Swin.
+        rel_pos: ``"swin"``, ``"table"`` or ``"none"`` (module docstring).
+        ratio: bucket ratio of the window product map (``rel_pos="table"``).
+        backend: :func:`kprpe.core.kprpe_attention` backend.
+
+    Shape:
+        - x: ``(B, h, w, C)``
+        - table (``rel_pos="table"``): ``(B, H, h*w, K)`` over the stage grid
+        - output: ``(B, h, w, C)``
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        grid_size: Sequence[int],
+        window_size: Sequence[int],
+        shift_size: Sequence[int] = (0, 0),
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        drop: float = 0.0,
+        attn_drop: float = 0.0,
+        drop_path: float = 0.0,
+        rel_pos: str = "swin",
+        ratio: float = 1.9,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        if rel_pos not in REL_POS_MODES:
+            raise ValueError(f"unknown rel_pos {rel_pos!r}; choose one of {REL_POS_MODES}")
+        self.grid_size = (int(grid_size[0]), int(grid_size[1]))
+        window, shift = [], []
+        for g, w_, s in zip(self.grid_size, window_size, shift_size):
+            if not 0 <= s < w_:
+                raise ValueError(f"shift {tuple(shift_size)} must be in [0, window) for window {tuple(window_size)}")
+            window.append(min(w_, g))
+            shift.append(0 if g <= w_ else s)
+        self.window_size = (window[0], window[1])
+        self.shift_size = (shift[0], shift[1])
+        self.rel_pos = rel_pos
+        self.num_heads = num_heads
+
+        rpe = None
+        if rel_pos == "swin":
+            rpe = RelPosBias(num_heads, self.window_size, method="exact", init_std=0.02)
+        elif rel_pos == "table":
+            buckets, _ = window_buckets(self.window_size, ratio)
+            self.register_buffer("buckets", buckets.clone(), persistent=False)
+        mask = shifted_window_mask(self.grid_size, self.window_size, self.shift_size)
+        self.register_buffer("attn_mask", mask[:, None] if mask is not None else None, persistent=False)
+
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop, backend, rpe)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+
+    def forward(self, x: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
+        batch, h, w, channels = x.shape
+        if (h, w) != self.grid_size:
+            raise ValueError(f"SwinBlock built for a {self.grid_size} grid got a {h}x{w} feature map")
+        if (table is not None) != (self.rel_pos == "table"):
+            raise ValueError(
+                f"rel_pos={self.rel_pos!r}: " + ("a stage table is required" if table is None else "got an unexpected table")
+            )
+        windows = to_windows(self.norm1(x), self.window_size, self.shift_size)  # (B*nW, Nw, C)
+        mask = None if self.attn_mask is None else self.attn_mask.repeat(batch, 1, 1, 1)  # (B*nW, 1, Nw, Nw)
+        window_table = buckets = None
+        if table is not None:
+            window_table = partition_tables(table, self.grid_size, self.window_size, self.shift_size)
+            buckets = self.buckets
+        out = self.attn(windows, window_table, buckets, mask)
+        out = from_windows(out, self.window_size, self.shift_size, self.grid_size)  # (B, h, w, C)
+        x = x + self.drop_path(out)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def extra_repr(self) -> str:
+        return (
+            f"grid_size={self.grid_size}, window_size={self.window_size}, shift_size={self.shift_size}, "
+            f"rel_pos={self.rel_pos!r}"
+        )
