@@ -6,7 +6,7 @@ from the queries) and learned RPE bias tables (one row shared by every query).
 
 Backends (all agree with ``reference`` in value and gradient, tested):
 
-* ``reference``: plain PyTorch, the ground truth: gather, add, softmax in float32, matmul.
+* ``reference``: plain PyTorch, the ground truth: gather, add, softmax (float32 for half types), matmul.
 * ``sdpa``: one ``torch.gather`` into a dense ``(B, H, N, N)`` mask for
   ``F.scaled_dot_product_attention`` (memory-efficient / math kernels; differentiable in the mask).
 * ``flex``: ``torch.nn.attention.flex_attention`` with a ``score_mod`` that reads the table through
@@ -102,7 +102,8 @@ def _reference(q, k, v, table, buckets, attn_mask, dropout_p, scale):
     logits = logits + gather_bias(table, buckets).to(logits.dtype)
     if attn_mask is not None:
         logits = logits + attn_mask
-    attn = logits.float().softmax(dim=-1).to(q.dtype)
+    low_precision = logits.dtype in (torch.float16, torch.bfloat16)
+    attn = (logits.float() if low_precision else logits).softmax(dim=-1).to(q.dtype)
     if dropout_p > 0.0:
         attn = F.dropout(attn, p=dropout_p)
     return attn @ v

@@ -1,0 +1,116 @@
+import pytest
+import torch
+
+from kprpe.core import KeypointRPE, SwinBlock, product_buckets
+
+
+def naive_swin_block(block: SwinBlock, x: torch.Tensor, table: torch.Tensor | None) -> torch.Tensor:
+    """Token-by-token re-derivation of a (shifted) window block, independent of kprpe.core.windows.
+
+    Pairs inside one window attend to each other unless the cyclic shift wrapped exactly one of them
+    around an axis (Swin's mask); the bias of a pair is the query token's stage-table row read at the
+    window-local product bucket (zero rows for padding tokens).
+    """
+    batch, h, w, c = x.shape
+    (wh, ww), (sh, sw) = block.window_size, block.shift_size
+    hp, wp = h + (-h) % wh, w + (-w) % ww
+    heads, d = block.attn.num_heads, block.attn.head_dim
+    local_buckets, _ = product_buckets(wh, ww)
+    y = block.norm1(x)
+    out = torch.zeros(batch, hp, wp, c, dtype=x.dtype)
+    for b in range(batch):
+        for r0 in range(0, hp, wh):
+            for c0 in range(0, wp, ww):
+                cells = [(r0 + a, c0 + e) for a in range(wh) for e in range(ww)]  # rolled coordinates
+                orig = [((r + sh) % hp, (cc + sw) % wp) for r, cc in cells]
+                feats = torch.stack([y[b, r, cc] if r < h and cc < w else torch.zeros(c) for r, cc in orig])
+                qkv = block.attn.qkv(feats).view(len(cells), 3, heads, d)
+                q, k, v = qkv[:, 0], qkv[:, 1], qkv[:, 2]  # (Nw, H, d)
+                logits = torch.einsum("ihd,jhd->hij", q, k) * d**-0.5
+                for i, (ri, ci) in enumerate(cells):
+                    for j, (rj, cj) in enumerate(cells):
+                        wrap_i = (ri >= hp - sh if sh else False, ci >= wp - sw if sw else False)
+                        wrap_j = (rj >= hp - sh if sh else False, cj >= wp - sw if sw else False)
+                        if wrap_i != wrap_j:
+                            logits[:, i, j] += -100.0
+                        if table is not None:
+                            oi = orig[i]
+                            if oi[0] < h and oi[1] < w:
+                                logits[:, i, j] += table[b, :, oi[0] * w + oi[1], local_buckets[i, j]]
+                attn = logits.softmax(-1)
+                o = torch.einsum("hij,jhd->ihd", attn, v).reshape(len(cells), c)
+                o = block.attn.proj(o)
+                for (r, cc), val in zip(orig, o):
+                    out[b, r, cc] = val
+    x = x + out[:, :h, :w]
+    return x + block.mlp(block.norm2(x))
+
+
+@pytest.mark.parametrize("grid, shift", [((6, 10), (0, 0)), ((6, 10), (1, 2)), ((5, 7), (1, 2))])
+def test_table_block_matches_token_level_rederivation(grid, shift):
+    torch.manual_seed(0)
+    block = SwinBlock(16, 2, grid, (3, 5), shift, rel_pos="table", backend="reference").eval()
+    x = torch.randn(2, *grid, 16)
+    table = torch.randn(2, 2, grid[0] * grid[1], 49)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x, table), naive_swin_block(block, x, table), rtol=1e-4, atol=1e-5)
+
+
+def test_backends_agree_inside_the_block_with_gradients():
+    torch.manual_seed(1)
+    grid = (15, 10)
+    outs, grads = {}, {}
+    for backend in ("reference", "sdpa"):
+        torch.manual_seed(1)
+        block = SwinBlock(32, 4, grid, (3, 5), (1, 2), rel_pos="table", backend=backend)
+        x = torch.randn(3, *grid, 32)
+        table = torch.randn(3, 4, 150, 49, requires_grad=True)
+        out = block(x, table)
+        out.square().mean().backward()
+        outs[backend], grads[backend] = out.detach(), table.grad
+    torch.testing.assert_close(outs["sdpa"], outs["reference"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grads["sdpa"], grads["reference"], rtol=1e-3, atol=1e-6)
+
+
+def test_swin_bias_block_equals_table_block_with_the_swin_table():
+    """Swin's learned bias is a per-head lookup on exact offsets; check it against an explicit table."""
+    torch.manual_seed(2)
+    grid = (6, 10)
+    swin = SwinBlock(16, 2, grid, (3, 5), (1, 2), rel_pos="swin", backend="reference").eval()
+    none = SwinBlock(16, 2, grid, (3, 5), (1, 2), rel_pos="none", backend="reference").eval()
+    none.load_state_dict({k: v for k, v in swin.state_dict().items() if ".rpe." not in k})
+    with torch.no_grad():
+        swin.attn.rpe.weight.zero_()
+        x = torch.randn(2, *grid, 16)
+        torch.testing.assert_close(swin(x), none(x))  # a zero Swin bias is no bias
+
+
+def test_kprpe_block_at_init_equals_no_bias_block():
+    torch.manual_seed(3)
+    grid = (15, 10)
+    rpe = KeypointRPE(17, grid, num_heads=4, depth=1)
+    kp_block = SwinBlock(32, 4, grid, (3, 5), (1, 2), rel_pos="table").eval()
+    plain = SwinBlock(32, 4, grid, (3, 5), (1, 2), rel_pos="none").eval()
+    plain.load_state_dict(kp_block.state_dict())
+    x = torch.randn(2, *grid, 32)
+    (table,) = rpe(torch.rand(2, 17, 3))
+    with torch.no_grad():
+        torch.testing.assert_close(kp_block(x, table), plain(x))
+
+
+def test_window_larger_than_grid_is_clamped_and_unshifted():
+    block = SwinBlock(8, 2, (2, 10), (3, 5), (1, 2), rel_pos="swin")
+    assert block.window_size == (2, 5) and block.shift_size == (0, 2)
+    assert block(torch.randn(1, 2, 10, 8)).shape == (1, 2, 10, 8)
+
+
+def test_errors_name_the_problem():
+    block = SwinBlock(8, 2, (6, 10), (3, 5), (1, 2), rel_pos="table")
+    with pytest.raises(ValueError, match="stage table is required"):
+        block(torch.randn(1, 6, 10, 8))
+    with pytest.raises(ValueError, match="6x5 feature map|\\(6, 10\\) grid"):
+        block(torch.randn(1, 6, 5, 8), torch.zeros(1, 2, 30, 49))
+    with pytest.raises(ValueError, match="unknown rel_pos"):
+        SwinBlock(8, 2, (6, 10), (3, 5), rel_pos="kprpe")
+    with pytest.raises(ValueError, match="shift"):
+        SwinBlock(8, 2, (6, 10), (3, 5), (3, 0))
