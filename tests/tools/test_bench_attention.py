@@ -1,4 +1,5 @@
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ TOOL = Path(__file__).resolve().parents[2] / "tools" / "bench_attention.py"
 def bench():
     spec = importlib.util.spec_from_file_location("bench_attention", TOOL)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
