@@ -1,0 +1,111 @@
+"""Registering the plugin on OpenGait's name registries.
+
+OpenGait looks classes and functions up by the names in a config, at call time:
+``model_cfg.model`` in ``modeling.models``, ``transform[].type`` in ``data.transform`` and
+``evaluator_cfg.eval_func`` in ``evaluation.evaluator``. :func:`register` sets our names there:
+
+* models ``SwinGait2D`` and ``SwinGait2DKPRPE`` (:mod:`kprpe_gait.opengait.models`);
+* the transform ``SilJointTransform`` (:mod:`kprpe_gait.opengait.transforms`), silhouettes and
+  joints augmented together;
+* the evaluator ``evaluate_Gait3D_KPRPE`` (:func:`kprpe_gait.eval.evaluate_gait3d`): OpenGait's
+  ``evaluate_Gait3D`` protocol with the partition file as a config key (``evaluator_cfg.partition``),
+  no CUDA, and ``evaluator_cfg.results_file`` to keep the metrics as JSON.
+
+OpenGait must be importable (see :func:`kprpe_gait.opengait.runtime.activate`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .runtime import import_opengait
+
+__all__ = [
+    "EVALUATOR_NAME",
+    "MODEL_NAMES",
+    "TRANSFORM_NAMES",
+    "evaluate_Gait3D_KPRPE",
+    "register",
+    "write_json_atomic",
+]
+
+MODEL_NAMES = ("SwinGait2D", "SwinGait2DKPRPE")
+TRANSFORM_NAMES = ("SilJointTransform",)
+EVALUATOR_NAME = "evaluate_Gait3D_KPRPE"
+
+
+def register() -> dict[str, list[str]]:
+    """Set the plugin's models, transforms and evaluator on OpenGait's registries (idempotent).
+
+    Returns:
+        ``{"models": [...], "transforms": [...], "evaluators": [...]}``, the names registered.
+    """
+    from . import models, transforms  # imports OpenGait's BaseModel: only after activate()
+
+    registries = import_opengait()
+    for name in MODEL_NAMES:
+        setattr(registries.models, name, getattr(models, name))
+    for name in TRANSFORM_NAMES:
+        setattr(registries.transform, name, getattr(transforms, name))
+    # OpenGait passes the evaluator_cfg keys this signature names (getfullargspec honours __signature__)
+    evaluate_Gait3D_KPRPE.__signature__ = _evaluator_signature()  # type: ignore[attr-defined]
+    setattr(registries.evaluator, EVALUATOR_NAME, evaluate_Gait3D_KPRPE)
+    return {"models": list(MODEL_NAMES), "transforms": list(TRANSFORM_NAMES), "evaluators": [EVALUATOR_NAME]}
+
+
+def evaluate_Gait3D_KPRPE(*args: Any, results_file: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    """:func:`kprpe_gait.eval.evaluate_gait3d`, plus ``results_file``: also write the metrics there.
+
+    OpenGait's ``main.py`` discards the metrics a test run computes; with ``evaluator_cfg.results_file``
+    (relative paths: to OpenGait's root) they are written as JSON, atomically, for scripts to read.
+    OpenGait passes the ``evaluator_cfg`` keys this function's signature names (``metric``,
+    ``partition``, ``results_file``).
+    """
+    from kprpe_gait.eval import evaluate_gait3d
+
+    results = evaluate_gait3d(*args, **kwargs)
+    logging.getLogger("opengait").info(", ".join(f"{k}: {_plain(v)}" for k, v in results.items()))
+    if results_file is not None:
+        write_json_atomic(results_file, {k: _plain(v) for k, v in results.items()})
+    return results
+
+
+def _evaluator_signature() -> inspect.Signature:
+    from kprpe_gait.eval import evaluate_gait3d
+
+    # positional-or-keyword: OpenGait reads getfullargspec(...).args, which omits keyword-only names
+    params = list(inspect.signature(evaluate_gait3d).parameters.values())
+    cut = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+    extra = inspect.Parameter("results_file", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+    return inspect.Signature([*params[:cut], extra, *params[cut:]])
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-friendly copy of a metric value (numpy scalars and arrays become floats and lists)."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> None:
+    """Write ``payload`` as JSON to ``path`` through a temporary file in the same folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

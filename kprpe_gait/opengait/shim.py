@@ -1,0 +1,113 @@
+"""``kprpe-gait register|unregister``: a shim file so OpenGait's unmodified command finds the plugin.
+
+OpenGait's ``modeling/models/__init__.py`` imports every module of its folder and collects their
+classes. ``register`` writes one small module there, :data:`SHIM_NAME`, that imports the plugin's
+model classes (collected like OpenGait's own) and registers the plugin's transform and evaluator::
+
+    kprpe-gait register --opengait-root R
+    cd R && torchrun --nproc_per_node=4 opengait/main.py --cfgs .../swingait2d_kprpe.yaml --phase train
+    kprpe-gait unregister --opengait-root R
+
+The file starts with :data:`MARKER`; ``unregister`` deletes only a file carrying it (and the
+bytecode Python cached for it), never anything else. ``register`` refuses to overwrite a foreign
+file of that name. Re-run ``register`` after a fresh checkout of OpenGait.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from .runtime import resolve_root
+
+__all__ = ["MARKER", "SHIM_NAME", "add_arguments_for", "is_registered", "register", "run", "shim_path", "unregister"]
+
+SHIM_NAME = "kprpe_gait_plugin.py"
+MARKER = "# kprpe-gait shim: written by 'kprpe-gait register', removed by 'kprpe-gait unregister'"
+
+SHIM_SOURCE = f'''{MARKER}
+"""Registers SwinGait2D / SwinGait2DKPRPE, SilJointTransform and evaluate_Gait3D_KPRPE (kprpe_gait)."""
+try:
+    import kprpe_gait.opengait.registry as _kprpe_registry
+except ModuleNotFoundError as _err:  # kprpe_gait is not installed in this interpreter: leave OpenGait alone
+    if _err.name != "kprpe_gait" and not (_err.name or "").startswith("kprpe_gait."):
+        raise
+    import warnings as _warnings
+
+    _warnings.warn(f"{{__file__}}: kprpe_gait is not importable here ({{_err}}); its models are unavailable")
+else:
+    from kprpe_gait.opengait.models import SwinGait2D, SwinGait2DKPRPE  # noqa: F401  (collected by OpenGait)
+
+    _kprpe_registry.register()
+'''
+
+
+def shim_path(opengait_root: str | os.PathLike[str]) -> Path:
+    """Where the shim lives: ``<root>/opengait/modeling/models/kprpe_gait_plugin.py``."""
+    folder = resolve_root(opengait_root) / "opengait" / "modeling" / "models"
+    if not (folder / "__init__.py").is_file():
+        raise FileNotFoundError(f"{folder} has no __init__.py: not an OpenGait model folder")
+    return folder / SHIM_NAME
+
+
+def _is_ours(path: Path) -> bool:
+    with path.open("r", encoding="utf-8", errors="replace") as f:
+        return f.readline().rstrip("\n") == MARKER
+
+
+def is_registered(opengait_root: str | os.PathLike[str]) -> bool:
+    """Whether our shim is installed in ``opengait_root``."""
+    path = shim_path(opengait_root)
+    return path.is_file() and _is_ours(path)
+
+
+def register(opengait_root: str | os.PathLike[str]) -> Path:
+    """Write the shim (idempotent); raises rather than overwrite a file that is not ours."""
+    path = shim_path(opengait_root)
+    if path.exists() and not (path.is_file() and _is_ours(path)):
+        raise FileExistsError(f"{path} exists and was not written by 'kprpe-gait register'; not touching it")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(SHIM_SOURCE, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def unregister(opengait_root: str | os.PathLike[str]) -> list[Path]:
+    """Delete the shim and its cached bytecode; returns the files removed (empty if none was there).
+
+    Raises when a file of the shim's name exists but is not ours.
+    """
+    path = shim_path(opengait_root)
+    if not path.exists():
+        return []
+    if not (path.is_file() and _is_ours(path)):
+        raise FileExistsError(f"{path} was not written by 'kprpe-gait register'; not deleting it")
+    removed = [path]
+    path.unlink()
+    cache = path.parent / "__pycache__"
+    if cache.is_dir():
+        for pyc in sorted(cache.glob(f"{path.stem}.*.pyc")):
+            pyc.unlink()
+            removed.append(pyc)
+    return removed
+
+
+def add_arguments_for(name: str, parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``kprpe-gait register`` and ``kprpe-gait unregister``."""
+    parser.add_argument("--opengait-root", required=True, type=Path,
+                        help="OpenGait clone: the folder holding opengait/main.py")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "register":
+        path = register(args.opengait_root)
+        print(f"registered: {path}")
+        print(f"run from {resolve_root(args.opengait_root)}: "
+              "torchrun --nproc_per_node=N opengait/main.py --cfgs CONFIG.yaml --phase train")
+    elif args.command == "unregister":
+        removed = unregister(args.opengait_root)
+        print("removed: " + ", ".join(map(str, removed)) if removed else "nothing to remove: no shim installed")
+    else:
+        raise ValueError(f"kprpe_gait.opengait.shim serves 'register' and 'unregister', not {args.command!r}")
+    return 0
