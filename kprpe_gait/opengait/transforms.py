@@ -1,0 +1,83 @@
+"""``SilJointTransform``: the OpenGait ``transform`` entry of SwinGait-2D (silhouettes + joints together).
+
+OpenGait builds transforms from config entries (``- type: SilJointTransform`` plus keyword options)
+and applies one per modality, independently. The plugin's models instead call this transform once
+per sequence with both modalities (see :mod:`kprpe_gait.opengait.inputs`), so that one random draw
+moves silhouettes and joints alike. Per sequence:
+
+1. one draw of :class:`kprpe_gait.transforms.JointAugment` on the stored frame (64x64):
+   perspective (OpenGait's ``RandomPerspective``), affine, horizontal flip (joints mirrored and
+   swapped left/right), rotation; silhouettes resampled once;
+2. OpenGait's side cut (``cutting`` columns per side; default ``W // 64 * 10``: 64 -> 44), joints
+   shifted with it (:func:`kprpe_gait.transforms.cut_sides`);
+3. silhouettes divided by 255, joints normalised to ``[0, 1]`` of the cut frame
+   (:func:`kprpe_gait.transforms.normalize_joints`).
+
+With every probability at 0 (the defaults) it is the evaluation transform: cut and normalise only.
+Random draws come from a generator seeded from ``numpy.random`` when the transform is built, which
+OpenGait's ``main.py`` has seeded with the process rank: runs are repeatable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kprpe_gait.transforms import JointAugment, cut_sides, normalize_joints, warp_sequence
+
+__all__ = ["SilJointTransform"]
+
+
+class SilJointTransform:
+    """Joint-aware augmentation, side cut and normalisation of one silhouette sequence and its joints.
+
+    Args:
+        cutting: columns cut from each side after augmentation; ``None``: OpenGait's ``W // 64 * 10``.
+        perspective_prob, affine_prob, flip_prob, rotate_prob: probability of each random transform.
+        rotate_degree: rotation bound in degrees.
+        seed: seed of the random draws; ``None`` draws one from ``numpy.random`` (seeded by OpenGait).
+
+    Call:
+        ``(sils (T, H, W) 0/255, joints (T, J, 3) pixels | None)`` ->
+        ``(sils (T, H, W - 2 * cutting) float32 in [0, 1], joints (T, J, 3) float32, x, y in [0, 1] | None)``
+    """
+
+    def __init__(
+        self,
+        cutting: int | None = None,
+        perspective_prob: float = 0.0,
+        affine_prob: float = 0.0,
+        flip_prob: float = 0.0,
+        rotate_prob: float = 0.0,
+        rotate_degree: float = 10.0,
+        seed: int | None = None,
+    ) -> None:
+        if cutting is not None and (not isinstance(cutting, int) or cutting < 0):
+            raise ValueError(f"cutting must be a non-negative int or null, got {cutting!r}")
+        self.cutting = cutting
+        self.augment = JointAugment(
+            perspective_prob=perspective_prob,
+            affine_prob=affine_prob,
+            flip_prob=flip_prob,
+            rotate_prob=rotate_prob,
+            rotate_degree=rotate_degree,
+        )
+        self.rng = np.random.default_rng(np.random.randint(0, 2**31 - 1) if seed is None else seed)
+
+    def __call__(self, sils: np.ndarray, joints: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        sils = np.asarray(sils)
+        if sils.ndim != 3:
+            raise ValueError(f"silhouettes must have shape (T, H, W), got {sils.shape}")
+        params = self.augment.sample(*sils.shape[1:], rng=self.rng)
+        if joints is None:
+            moved = sils.astype(np.float32) if params.is_identity else warp_sequence(sils, params.matrix)
+            moved_joints = None
+        else:
+            moved, moved_joints = self.augment.apply(sils, joints, params)
+        cut, cut_joints = cut_sides(moved, moved_joints, self.cutting)
+        out = np.ascontiguousarray(cut, dtype=np.float32) / 255.0
+        if cut_joints is None:
+            return out, None
+        return out, normalize_joints(cut_joints, *out.shape[1:]).astype(np.float32)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(cutting={self.cutting}, augment={self.augment!r})"
