@@ -1,0 +1,161 @@
+"""OpenGait's silhouette crop, with the geometry recorded so it can be replayed on joints.
+
+OpenGait's ``datasets/pretreatment.py`` turns a person-crop silhouette of any size into a ``64 x 64``
+frame; per frame it
+
+1. drops the frame when the pixel sum is ``<= 10000`` (fewer than ~40 white pixels);
+2. keeps the rows ``[y_top, y_btm]`` that hold any foreground (all columns);
+3. resizes that band bicubically to ``(width=int(64 * W / h), height=64)``;
+4. takes as x centre the first column where the cumulative column sum exceeds half the total (a frame
+   whose centre is column 0 is dropped, as OpenGait's ``if not x_center`` does);
+5. cuts columns ``[x_c - 32, x_c + 32)``, padding 32 zero columns on both sides first when that window
+   touches or leaves the image (``left <= 0 or right >= width``).
+
+:func:`crop_silhouette` does the same and returns a :class:`CropGeometry`; :meth:`CropGeometry.map_points`
+replays it on points. In the continuous pixel convention of :mod:`kprpe_gait.data.formats` (pixel ``c``
+covers ``[c, c + 1)``) a resize by ``s`` maps ``X -> s * X`` (OpenCV and Pillow both sample destination
+pixel centres at ``(i + 0.5) / s``), so the whole crop is::
+
+    x' = x * sx - (x_c - 32)          sx = out_width / W
+    y' = (y - y_top) * sy             sy = 64 / h
+
+and the padding does not move anything (it shifts the image and the window by the same 32 columns).
+
+We resize with Pillow's bicubic filter instead of OpenCV's ``INTER_CUBIC`` (no OpenCV dependency).
+The geometry is identical; pixel values differ slightly, because Pillow widens the kernel when it
+downsamples (antialiasing) and OpenCV does not, which can move the x centre of step 4 by a column in
+rare frames, and edge gray levels differ. The silhouette is not re-binarised after the resize
+(OpenGait keeps the interpolated gray levels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .formats import SIL_SIZE
+
+#: OpenGait's empty-frame threshold on the raw frame's pixel sum (``img.sum() <= 10000`` is dropped)
+MIN_PIXEL_SUM = 10000
+
+DROP_TOO_FEW_PIXELS = "too_few_pixels"
+DROP_NO_CENTER = "no_center"
+
+
+@dataclass(frozen=True)
+class CropGeometry:
+    """Where one raw frame went in OpenGait's crop (all integers are pixel indices).
+
+    Attributes:
+        y_top: first raw row with foreground.
+        height: rows kept, ``y_btm - y_top + 1``.
+        src_width: raw frame width ``W``.
+        out_width: width after the resize, ``int(size * W / height)``.
+        x_center: centre column in the resized band.
+        padded: whether 32 zero columns were added on both sides.
+        size: output height and width (64).
+    """
+
+    y_top: int
+    height: int
+    src_width: int
+    out_width: int
+    x_center: int
+    padded: bool
+    size: int = SIL_SIZE
+
+    @property
+    def scale_x(self) -> float:
+        return self.out_width / self.src_width
+
+    @property
+    def scale_y(self) -> float:
+        return self.size / self.height
+
+    @property
+    def left(self) -> int:
+        """First column of the cut in the resized (unpadded) band; may be negative."""
+        return self.x_center - self.size // 2
+
+    def map_points(self, xy: np.ndarray) -> np.ndarray:
+        """Map raw-frame points to the cropped frame.
+
+        Args:
+            xy: ``(..., 2)`` ``x, y`` in the raw frame's continuous pixel coordinates (pixel centres
+                at ``i + 0.5``).
+
+        Returns:
+            ``(..., 2)`` float64 in the ``size x size`` frame, same convention.
+        """
+        xy = np.asarray(xy, dtype=np.float64)
+        if xy.shape[-1] != 2:
+            raise ValueError(f"points must have shape (..., 2), got {xy.shape}")
+        out = np.empty_like(xy)
+        out[..., 0] = xy[..., 0] * self.scale_x - self.left
+        out[..., 1] = (xy[..., 1] - self.y_top) * self.scale_y
+        return out
+
+    def matrix(self) -> np.ndarray:
+        """The same map as a ``(2, 3)`` affine matrix acting on ``(x, y, 1)``."""
+        return np.array(
+            [[self.scale_x, 0.0, -float(self.left)], [0.0, self.scale_y, -self.y_top * self.scale_y]],
+            dtype=np.float64,
+        )
+
+
+@dataclass(frozen=True)
+class CropResult:
+    """Output of :func:`crop_silhouette`: either ``image`` + ``geometry``, or ``dropped`` (the reason)."""
+
+    image: np.ndarray | None
+    geometry: CropGeometry | None
+    dropped: str | None = None
+
+
+def _resize_bicubic(band: np.ndarray, width: int, height: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(band).resize((width, height), Image.Resampling.BICUBIC), dtype=np.uint8)
+
+
+def crop_silhouette(img: np.ndarray, size: int = SIL_SIZE, min_sum: int = MIN_PIXEL_SUM) -> CropResult:
+    """OpenGait's per-frame silhouette crop (see the module docstring), recording its geometry.
+
+    Args:
+        img: ``(H, W)`` uint8 raw silhouette.
+        size: output size (OpenGait's ``--img_size``, 64).
+        min_sum: frames with ``img.sum() <= min_sum`` are dropped.
+
+    Returns:
+        a :class:`CropResult` with ``image`` ``(size, size)`` uint8 and ``geometry``, or with
+        ``dropped`` = :data:`DROP_TOO_FEW_PIXELS` / :data:`DROP_NO_CENTER`.
+    """
+    if img.ndim != 2 or img.dtype != np.uint8:
+        raise ValueError(f"silhouette must be a 2-D uint8 array, got {img.shape} {img.dtype}")
+    if int(img.sum(dtype=np.int64)) <= min_sum:
+        return CropResult(None, None, DROP_TOO_FEW_PIXELS)
+    rows = np.flatnonzero(img.any(axis=1))
+    y_top, y_btm = int(rows[0]), int(rows[-1])
+    band = img[y_top : y_btm + 1]
+    height, src_width = band.shape
+    out_width = int(size * src_width / height)
+    if out_width < 1:
+        return CropResult(None, None, DROP_NO_CENTER)
+    resized = _resize_bicubic(band, out_width, size)
+
+    col_cumsum = resized.sum(axis=0, dtype=np.int64).cumsum()
+    above = np.flatnonzero(col_cumsum > col_cumsum[-1] / 2)
+    if above.size == 0 or above[0] == 0:
+        return CropResult(None, None, DROP_NO_CENTER)
+    x_center = int(above[0])
+
+    half = size // 2
+    left, right = x_center - half, x_center + half
+    padded = left <= 0 or right >= out_width
+    if padded:
+        zeros = np.zeros((size, half), dtype=np.uint8)
+        resized = np.concatenate([zeros, resized, zeros], axis=1)
+        left, right = left + half, right + half
+    out = np.ascontiguousarray(resized[:, left:right])
+    geometry = CropGeometry(y_top, height, src_width, out_width, x_center, padded, size)
+    return CropResult(out, geometry)

@@ -1,0 +1,218 @@
+"""Reading and writing the files of Gait3D's raw layout and of OpenGait's pickle layout.
+
+Raw layout (per sequence ``<id>/<cam_video>/<seq>/``)::
+
+    2D_Silhouettes/.../human_crop_f<frame>.png   grayscale person-crop silhouette, any size
+    2D_Poses/.../human_crop_f<frame>.txt         "a,b,x0,y0,c0,...,x16,y16,c16" (53 numbers)
+
+The two leading numbers of a pose file are not documented by Gait3D; nothing here uses them (SynthGait
+writes the crop's top-left corner in its virtual video frame there). Pose ``x, y`` are pixels of the
+same person crop as the silhouette, in the pixel-*index* convention of top-down estimators such as
+HRNet (``(0, 0)`` is the centre of the top-left pixel); :func:`read_pose_file` returns them unchanged
+and the pretreatment adds the ``0.5`` that moves them into the pixel-centre convention of
+:mod:`kprpe_gait.data.formats`.
+
+Every write is atomic: the bytes go to a hidden temporary file in the destination folder (its name does
+not end in ``.pkl``, so OpenGait's loader never picks it up), then :func:`os.replace` moves it in place.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .formats import JOINT_PKL_NAME, NUM_JOINTS, SIL_PKL_NAME, SIL_SIZE
+
+#: frame number of a Gait3D file name: ``human_crop_f17279.png`` -> 17279
+FRAME_RE = re.compile(r"f(\d+)\.(png|txt)$")
+#: numbers per pose line: two leading values, then (x, y, confidence) per joint
+POSE_VALUES = 2 + 3 * NUM_JOINTS
+TMP_SUFFIX = ".tmp"
+
+
+class DataFormatError(ValueError):
+    """A file or folder does not have the layout or content the Gait3D tools expect."""
+
+
+def frame_number(path: str | os.PathLike) -> int:
+    """The frame number of a Gait3D file name (``.../human_crop_f09999.png`` -> ``9999``).
+
+    Raises:
+        DataFormatError: the name does not end in ``f<digits>.png`` / ``f<digits>.txt``.
+    """
+    match = FRAME_RE.search(Path(path).name)
+    if match is None:
+        raise DataFormatError(f"{path}: file name does not end in 'f<frame number>.png' or '.txt'")
+    return int(match.group(1))
+
+
+def frames_by_number(paths: list[Path]) -> dict[int, Path]:
+    """Map frame number -> file; raises on two files with the same number (``f0100`` and ``f100``)."""
+    out: dict[int, Path] = {}
+    for path in paths:
+        number = frame_number(path)
+        if number in out:
+            raise DataFormatError(f"{path} and {out[number]} both hold frame {number}")
+        out[number] = path
+    return out
+
+
+def read_pose_file(path: str | os.PathLike) -> np.ndarray:
+    """Read one Gait3D pose file.
+
+    Returns:
+        ``(17, 3)`` float32: ``x, y`` in the crop's pixel-index convention, confidence ``>= 0``.
+
+    Raises:
+        DataFormatError: unreadable file, wrong number of values, non-numeric, NaN/inf or negative
+            confidence; the message names the file.
+    """
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataFormatError(f"{path}: cannot read pose file ({err})") from err
+    fields = [f for f in re.split(r"[,\s]+", text.strip()) if f]
+    if len(fields) != POSE_VALUES:
+        raise DataFormatError(
+            f"{path}: malformed pose file, expected {POSE_VALUES} numbers "
+            f"(2 leading values + {NUM_JOINTS} x (x, y, conf)), found {len(fields)}"
+        )
+    try:
+        values = np.array([float(f) for f in fields], dtype=np.float64)
+    except ValueError as err:
+        raise DataFormatError(f"{path}: malformed pose file, non-numeric value ({err})") from err
+    if not np.isfinite(values).all():
+        raise DataFormatError(f"{path}: malformed pose file, NaN or infinite value")
+    joints = values[2:].reshape(NUM_JOINTS, 3).astype(np.float32)
+    if (joints[:, 2] < 0).any():
+        raise DataFormatError(f"{path}: malformed pose file, negative confidence")
+    return joints
+
+
+def format_pose_line(joints: np.ndarray, lead: tuple[float, float] = (0, 0)) -> str:
+    """One pose-file line for ``joints`` ``(17, 3)`` (pixel-index convention) and two leading values."""
+    joints = np.asarray(joints, dtype=np.float64)
+    if joints.shape != (NUM_JOINTS, 3):
+        raise ValueError(f"joints must be ({NUM_JOINTS}, 3), got {joints.shape}")
+    parts = [f"{int(round(lead[0]))}", f"{int(round(lead[1]))}"]
+    parts += [f"{v:.4f}" for v in joints.reshape(-1)]
+    return ",".join(parts) + "\n"
+
+
+def read_silhouette_png(path: str | os.PathLike) -> np.ndarray:
+    """Read a silhouette image as ``(H, W)`` uint8 grayscale (colour images are converted like OpenCV's
+    ``IMREAD_GRAYSCALE``, ITU-R 601 luma).
+
+    Raises:
+        DataFormatError: missing, truncated or non-image file; the message names the file.
+    """
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return np.asarray(img.convert("L"), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, SyntaxError) as err:
+        raise DataFormatError(f"{path}: unreadable image ({err})") from err
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_pickle(path: str | os.PathLike, obj: object) -> None:
+    """Pickle ``obj`` to ``path`` atomically."""
+    atomic_write_bytes(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def atomic_save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Save a ``(H, W)`` grayscale or ``(H, W, 3)`` RGB uint8 array as a PNG atomically."""
+    image = np.ascontiguousarray(image)
+    if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
+        raise ValueError(f"PNG images must be (H, W) or (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def check_sequence_arrays(sils: np.ndarray, joints: np.ndarray, where: str = "sequence") -> None:
+    """Validate a sequence against the pickle contract of :mod:`kprpe_gait.data.formats`.
+
+    Raises:
+        ValueError: wrong dtype/shape, different frame counts or NaN joints; the message names ``where``.
+    """
+    if sils.dtype != np.uint8 or sils.ndim != 3 or sils.shape[1:] != (SIL_SIZE, SIL_SIZE):
+        raise ValueError(f"{where}: silhouettes must be (T, {SIL_SIZE}, {SIL_SIZE}) uint8, got {sils.shape} {sils.dtype}")
+    if joints.dtype != np.float32 or joints.shape[1:] != (NUM_JOINTS, 3) or joints.ndim != 3:
+        raise ValueError(f"{where}: joints must be (T, {NUM_JOINTS}, 3) float32, got {joints.shape} {joints.dtype}")
+    if len(sils) != len(joints):
+        raise ValueError(f"{where}: {len(sils)} silhouette frames but {len(joints)} joint frames")
+    if len(sils) == 0:
+        raise ValueError(f"{where}: empty sequence")
+    if not np.isfinite(joints).all():
+        raise ValueError(f"{where}: joints contain NaN or infinite values")
+
+
+def write_sequence(folder: str | os.PathLike, sils: np.ndarray, joints: np.ndarray) -> None:
+    """Write one OpenGait sequence folder: ``00-sils.pkl`` then ``01-joints.pkl``, each atomically.
+
+    The joints pickle is written last, so a folder holding both pickles is complete (see
+    :func:`sequence_complete`); stale temporary files of an interrupted earlier run are removed.
+    """
+    folder = Path(folder)
+    check_sequence_arrays(sils, joints, str(folder))
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob(f".*{TMP_SUFFIX}"):
+        stale.unlink()
+    atomic_pickle(folder / SIL_PKL_NAME, np.ascontiguousarray(sils))
+    atomic_pickle(folder / JOINT_PKL_NAME, np.ascontiguousarray(joints))
+
+
+def sequence_complete(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds both pickles of a sequence (written by :func:`write_sequence`)."""
+    folder = Path(folder)
+    return (folder / SIL_PKL_NAME).is_file() and (folder / JOINT_PKL_NAME).is_file()
+
+
+def load_sequence(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Load ``(sils (T, 64, 64) uint8, joints (T, 17, 3) float32)`` of one sequence folder, validated."""
+    folder = Path(folder)
+    arrays = []
+    for name in (SIL_PKL_NAME, JOINT_PKL_NAME):
+        path = folder / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: missing (a sequence folder holds {SIL_PKL_NAME} and {JOINT_PKL_NAME})")
+        with open(path, "rb") as handle:
+            arrays.append(np.asarray(pickle.load(handle)))
+    sils, joints = arrays
+    check_sequence_arrays(sils, joints, str(folder))
+    return sils, joints
+
+
+def list_sequence_folders(root: str | os.PathLike) -> list[tuple[str, str, str]]:
+    """Sorted ``(id, type, view)`` of every ``root/<id>/<type>/<view>/`` folder (three levels deep)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: not a folder")
+    keys = []
+    for id_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+        for type_dir in sorted(p for p in id_dir.iterdir() if p.is_dir()):
+            for view_dir in sorted(p for p in type_dir.iterdir() if p.is_dir()):
+                keys.append((id_dir.name, type_dir.name, view_dir.name))
+    return keys

@@ -1,0 +1,325 @@
+"""Gait3D raw frames + 2D poses -> OpenGait pickles with the joints in the silhouette frame.
+
+For every sequence ``<id>/<cam_video>/<seq>`` of ``2D_Silhouettes`` and ``2D_Poses``:
+
+* frames pair by the number in ``human_crop_f<number>``; only frames present in both are kept, in
+  numeric order (``f9999`` before ``f10000``, which a string sort gets wrong);
+* each silhouette goes through OpenGait's crop (:func:`kprpe_gait.data.crop.crop_silhouette`) and the
+  recorded crop is replayed on that frame's joints, so joint ``(x, y)`` lands on the pixel of the 64x64
+  silhouette it belongs to; frames the crop drops are dropped from both;
+* the output folder gets ``00-sils.pkl`` ``(T, 64, 64)`` uint8 and ``01-joints.pkl`` ``(T, 17, 3)``
+  float32 (:mod:`kprpe_gait.data.formats`); a sequence with no frame left is reported, not written.
+
+Assumption (Gait3D does not document it): a pose file's ``x, y`` are pixels of the same person crop as
+the silhouette PNG of that frame, in the pixel-index convention of HRNet (integer = pixel centre). The
+pretreatment adds ``pose_offset = 0.5`` to reach the pixel-centre convention of ``formats``; pass
+``pose_offset=0`` for poses already in that convention. :func:`pose_outside_fraction` measures how many
+confident joints fall off the silhouette's bounding box, a cheap check of that assumption on real data.
+
+Runs are resumable: a sequence whose output folder already holds both pickles is skipped, each pickle
+is written atomically and the joints pickle last (:func:`kprpe_gait.data.io.write_sequence`).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+from tqdm import tqdm
+
+from .crop import crop_silhouette
+from .formats import SIL_SIZE
+from .io import (
+    DataFormatError,
+    frames_by_number,
+    read_pose_file,
+    read_silhouette_png,
+    sequence_complete,
+    write_sequence,
+)
+
+SIL_DIR_NAME = "2D_Silhouettes"
+POSE_DIR_NAME = "2D_Poses"
+
+DROP_NO_POSE = "no_pose"  # a silhouette frame without a pose file
+DROP_NO_SILHOUETTE = "no_silhouette"  # a pose file without a silhouette frame
+
+SeqKey = tuple[str, str, str]
+
+
+@dataclass
+class SequenceReport:
+    """What happened to one sequence: ``status`` is ``written``, ``skipped`` (already complete) or ``empty``."""
+
+    key: SeqKey
+    status: str
+    frames_kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class PretreatSummary:
+    """Totals of a pretreatment run (frames of skipped sequences are not counted)."""
+
+    sequences: int = 0
+    written: int = 0
+    skipped: int = 0
+    empty: list[SeqKey] = field(default_factory=list)
+    short: list[SeqKey] = field(default_factory=list)  # written with fewer than 5 frames
+    frames_kept: int = 0
+    dropped: Counter = field(default_factory=Counter)
+
+    def add(self, report: SequenceReport) -> None:
+        self.sequences += 1
+        if report.status == "skipped":
+            self.skipped += 1
+            return
+        self.dropped.update(report.dropped)
+        if report.status == "empty":
+            self.empty.append(report.key)
+            return
+        self.written += 1
+        self.frames_kept += report.frames_kept
+        if report.frames_kept < 5:
+            self.short.append(report.key)
+
+    def to_dict(self) -> dict:
+        return {
+            "sequences": self.sequences,
+            "written": self.written,
+            "skipped_complete": self.skipped,
+            "empty": ["/".join(k) for k in sorted(self.empty)],
+            "short": ["/".join(k) for k in sorted(self.short)],
+            "frames_kept": self.frames_kept,
+            "frames_dropped": dict(sorted(self.dropped.items())),
+        }
+
+    def format(self, max_listed: int = 10) -> str:
+        """A human-readable multi-line summary."""
+        lines = [
+            f"sequences: {self.sequences} ({self.written} written, {self.skipped} already complete, "
+            f"{len(self.empty)} empty and not written)",
+            f"frames kept: {self.frames_kept}; dropped: {sum(self.dropped.values())}"
+            + "".join(f"\n  {reason}: {n}" for reason, n in sorted(self.dropped.items())),
+        ]
+        for title, keys in (("empty sequences", self.empty), ("sequences with < 5 frames", self.short)):
+            if keys:
+                shown = ", ".join("/".join(k) for k in sorted(keys)[:max_listed])
+                more = f" ... (+{len(keys) - max_listed})" if len(keys) > max_listed else ""
+                lines.append(f"{title}: {shown}{more}")
+        return "\n".join(lines)
+
+
+def pair_frames(sil_files: Iterable[Path], pose_files: Iterable[Path]) -> tuple[list[tuple[int, Path, Path]], Counter]:
+    """Pair silhouette and pose files by frame number.
+
+    Returns:
+        ``[(frame, sil_path, pose_path), ...]`` in numeric frame order, and the counts of unpaired
+        frames by reason (:data:`DROP_NO_POSE`, :data:`DROP_NO_SILHOUETTE`).
+    """
+    sils, poses = frames_by_number(list(sil_files)), frames_by_number(list(pose_files))
+    dropped = Counter()
+    if len(sils.keys() - poses.keys()):
+        dropped[DROP_NO_POSE] = len(sils.keys() - poses.keys())
+    if len(poses.keys() - sils.keys()):
+        dropped[DROP_NO_SILHOUETTE] = len(poses.keys() - sils.keys())
+    pairs = [(n, sils[n], poses[n]) for n in sorted(sils.keys() & poses.keys())]
+    return pairs, dropped
+
+
+def replay_on_joints(joints: np.ndarray, geometry, pose_offset: float = 0.5) -> np.ndarray:
+    """Replay a frame's crop on its joints.
+
+    Args:
+        joints: ``(17, 3)`` raw pose (crop pixels, pixel-index convention, confidence).
+        geometry: the frame's :class:`~kprpe_gait.data.crop.CropGeometry`.
+        pose_offset: added to ``x, y`` before the crop (0.5: pixel-index -> pixel-centre convention).
+
+    Returns:
+        ``(17, 3)`` float32 in the 64x64 frame; joints with confidence 0 get ``x = y = 0``.
+    """
+    out = np.zeros_like(joints, dtype=np.float32)
+    out[:, :2] = geometry.map_points(joints[:, :2].astype(np.float64) + pose_offset)
+    out[:, 2] = joints[:, 2]
+    out[joints[:, 2] <= 0, :2] = 0.0
+    return out
+
+
+@dataclass
+class PretreatedSequence:
+    """One sequence after pairing and cropping: ``sils`` ``(T, size, size)`` uint8, ``joints``
+    ``(T, 17, 3)`` float32, the raw ``frames`` numbers they came from (``T`` may be 0) and the dropped
+    frames by reason."""
+
+    sils: np.ndarray
+    joints: np.ndarray
+    frames: list[int]
+    dropped: Counter
+
+
+def pretreat_frames(
+    sil_files: Iterable[Path], pose_files: Iterable[Path], size: int = SIL_SIZE, pose_offset: float = 0.5
+) -> PretreatedSequence:
+    """Pair, crop and replay one sequence's frames."""
+    pairs, dropped = pair_frames(sil_files, pose_files)
+    sils, joints, frames = [], [], []
+    for number, sil_path, pose_path in pairs:
+        raw = read_silhouette_png(sil_path)
+        pose = read_pose_file(pose_path)
+        result = crop_silhouette(raw, size=size)
+        if result.dropped is not None:
+            dropped[result.dropped] += 1
+            continue
+        sils.append(result.image)
+        joints.append(replay_on_joints(pose, result.geometry, pose_offset))
+        frames.append(number)
+    if not sils:
+        return PretreatedSequence(np.zeros((0, size, size), np.uint8), np.zeros((0, 17, 3), np.float32), [], dropped)
+    return PretreatedSequence(np.stack(sils), np.stack(joints), frames, dropped)
+
+
+def pose_outside_fraction(raw_sil: np.ndarray, pose: np.ndarray, margin: float = 0.05, min_conf: float = 0.3) -> float:
+    """Fraction of confident joints outside the silhouette's bounding box grown by ``margin`` (of its
+    height): near 0 when poses and silhouettes share the crop frame, large when they do not."""
+    ys, xs = np.nonzero(raw_sil)
+    good = pose[:, 2] > min_conf
+    if ys.size == 0 or not good.any():
+        return 0.0
+    pad = margin * (ys.max() - ys.min() + 1)
+    x, y = pose[good, 0] + 0.5, pose[good, 1] + 0.5
+    inside = (x >= xs.min() - pad) & (x <= xs.max() + 1 + pad) & (y >= ys.min() - pad) & (y <= ys.max() + 1 + pad)
+    return float(1.0 - inside.mean())
+
+
+@dataclass(frozen=True)
+class _Task:
+    key: SeqKey
+    sil_dir: Path
+    pose_dir: Path
+    out_dir: Path
+    size: int
+    pose_offset: float
+    overwrite: bool
+
+
+def _run_task(task: _Task) -> SequenceReport:
+    if not task.overwrite and sequence_complete(task.out_dir):
+        return SequenceReport(task.key, "skipped")
+    sil_files = sorted(task.sil_dir.glob("*.png")) if task.sil_dir.is_dir() else []
+    pose_files = sorted(task.pose_dir.glob("*.txt")) if task.pose_dir.is_dir() else []
+    seq = pretreat_frames(sil_files, pose_files, task.size, task.pose_offset)
+    if len(seq.sils) == 0:
+        return SequenceReport(task.key, "empty", 0, seq.dropped)
+    write_sequence(task.out_dir, seq.sils, seq.joints)
+    return SequenceReport(task.key, "written", len(seq.sils), seq.dropped)
+
+
+def _sequence_dirs(root: Path, pattern: str) -> dict[SeqKey, Path]:
+    """``root/<id>/<type>/<view>/`` folders holding at least one file matching ``pattern``."""
+    found = {}
+    for path in root.glob(f"*/*/*/{pattern}"):
+        seq_dir = path.parent
+        key = (seq_dir.parent.parent.name, seq_dir.parent.name, seq_dir.name)
+        found[key] = seq_dir
+    return found
+
+
+def find_raw_sequences(sil_root: Path, pose_root: Path) -> dict[SeqKey, tuple[Path, Path]]:
+    """Every sequence of either root, as ``key -> (silhouette folder, pose folder)`` (either may be absent).
+
+    Raises:
+        DataFormatError: a root is missing or holds no ``<id>/<cam_video>/<seq>/`` files.
+    """
+    for root, what, pattern in ((sil_root, "silhouette", "*.png"), (pose_root, "pose", "*.txt")):
+        if not root.is_dir():
+            raise DataFormatError(f"{root}: {what} root is not a folder")
+        if next(root.glob(f"*/*/*/{pattern}"), None) is None:
+            raise DataFormatError(
+                f"{root}: no {what} files found at <id>/<cam_video>/<seq>/{pattern} "
+                f"(expected Gait3D's {SIL_DIR_NAME if what == 'silhouette' else POSE_DIR_NAME} folder)"
+            )
+    sils, poses = _sequence_dirs(sil_root, "*.png"), _sequence_dirs(pose_root, "*.txt")
+    return {
+        key: (sils.get(key, sil_root.joinpath(*key)), poses.get(key, pose_root.joinpath(*key)))
+        for key in sorted(sils.keys() | poses.keys())
+    }
+
+
+def resolve_gait3d_root(root: str | os.PathLike) -> tuple[Path, Path]:
+    """``(root/2D_Silhouettes, root/2D_Poses)`` of a Gait3D root, with a clear error when absent."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataFormatError(f"{root}: Gait3D root is not a folder")
+    sil_root, pose_root = root / SIL_DIR_NAME, root / POSE_DIR_NAME
+    missing = [p.name for p in (sil_root, pose_root) if not p.is_dir()]
+    if missing:
+        raise DataFormatError(
+            f"{root}: not a Gait3D root, missing {', '.join(missing)} "
+            f"(expected {SIL_DIR_NAME}/ and {POSE_DIR_NAME}/ side by side)"
+        )
+    return sil_root, pose_root
+
+
+def run_tasks(tasks: list, fn, workers: int, desc: str, progress: bool = True) -> Iterable:
+    """Map ``fn`` over ``tasks`` in ``workers`` processes (in-process for ``workers <= 1``) with a tqdm bar.
+
+    Yields results as they finish (unordered when parallel).
+    """
+    bar = tqdm(total=len(tasks), desc=desc, unit="seq", disable=not progress, dynamic_ncols=True)
+    try:
+        if workers <= 1 or len(tasks) <= 1:
+            for task in tasks:
+                yield fn(task)
+                bar.update(1)
+            return
+        chunk = max(1, min(16, len(tasks) // (workers * 8)))
+        with mp.get_context("fork" if os.name == "posix" else "spawn").Pool(workers) as pool:
+            for result in pool.imap_unordered(fn, tasks, chunksize=chunk):
+                yield result
+                bar.update(1)
+    finally:
+        bar.close()
+
+
+def pretreat_gait3d(
+    sil_root: str | os.PathLike,
+    pose_root: str | os.PathLike,
+    out_root: str | os.PathLike,
+    *,
+    workers: int = 1,
+    size: int = SIL_SIZE,
+    pose_offset: float = 0.5,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PretreatSummary:
+    """Pretreat a whole Gait3D raw layout into ``out_root/<id>/<cam_video>/<seq>/{00-sils,01-joints}.pkl``.
+
+    Args:
+        sil_root: Gait3D's ``2D_Silhouettes`` folder.
+        pose_root: Gait3D's ``2D_Poses`` folder.
+        out_root: output root (only sequence folders are written into it, so it is a valid
+            OpenGait ``dataset_root``).
+        workers: processes (results do not depend on it).
+        size: output frame size (64).
+        pose_offset: see the module docstring.
+        overwrite: redo sequences that are already complete.
+        progress: show a tqdm bar.
+
+    Raises:
+        DataFormatError: wrong roots, a malformed pose file or an unreadable image (naming the file).
+    """
+    sil_root, pose_root, out_root = Path(sil_root), Path(pose_root), Path(out_root)
+    sequences = find_raw_sequences(sil_root, pose_root)
+    tasks = [
+        _Task(key, sil_dir, pose_dir, out_root.joinpath(*key), size, pose_offset, overwrite)
+        for key, (sil_dir, pose_dir) in sequences.items()
+    ]
+    summary = PretreatSummary()
+    for report in run_tasks(tasks, _run_task, workers, "pretreat-gait3d", progress):
+        summary.add(report)
+    return summary

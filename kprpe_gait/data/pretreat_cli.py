@@ -1,0 +1,90 @@
+"""``kprpe-gait pretreat-gait3d``: Gait3D -> OpenGait pickles with joints in the silhouette frame.
+
+Two inputs::
+
+    kprpe-gait pretreat-gait3d --root Gait3D --out Gait3D-kprpe-pkl            # raw frames + poses
+    kprpe-gait pretreat-gait3d --sils Gait3D/2D_Silhouettes --poses Gait3D/2D_Poses --out OUT
+    kprpe-gait pretreat-gait3d --from-pickles Gait3D-sils-64-64-pkl --poses Gait3D/2D_Poses --out OUT
+
+The third form is for when only OpenGait's silhouette pickles are left: each frame's crop is then
+*estimated* (see :mod:`kprpe_gait.data.recover` for the approximation and its measured error).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .io import DataFormatError, atomic_write_bytes
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_argument_group("input (one of)")
+    src.add_argument("--root", type=Path, help="Gait3D root holding 2D_Silhouettes/ and 2D_Poses/")
+    src.add_argument("--sils", type=Path, help="Gait3D's 2D_Silhouettes folder (with --poses)")
+    src.add_argument(
+        "--from-pickles",
+        type=Path,
+        metavar="DIR",
+        help="OpenGait silhouette pickles (<id>/<type>/<view>/<view>.pkl) when the raw frames are gone (with --poses); "
+        "crops are estimated, see kprpe_gait.data.recover",
+    )
+    src.add_argument("--poses", type=Path, help="Gait3D's 2D_Poses folder")
+    parser.add_argument("--out", type=Path, required=True, help="output root (an OpenGait dataset_root)")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="processes (default: %(default)s)")
+    parser.add_argument(
+        "--pose-offset",
+        type=float,
+        default=0.5,
+        help="added to pose x, y: 0.5 for HRNet's pixel-index convention (default), 0 if already pixel-centre",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="redo sequences that are already complete")
+    parser.add_argument("--summary-json", type=Path, help="also write the summary to this JSON file")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _inputs(args: argparse.Namespace) -> tuple[str, Path, Path]:
+    from .pretreat import resolve_gait3d_root
+
+    given = [name for name in ("root", "sils", "from_pickles") if getattr(args, name) is not None]
+    if len(given) != 1:
+        raise DataFormatError("give exactly one of --root, --sils (with --poses), --from-pickles (with --poses)")
+    if args.root is not None:
+        if args.poses is not None:
+            raise DataFormatError("--poses is implied by --root (ROOT/2D_Poses); give one or the other")
+        sil_root, pose_root = resolve_gait3d_root(args.root)
+        return "raw", sil_root, pose_root
+    if args.poses is None:
+        raise DataFormatError(f"--{given[0].replace('_', '-')} needs --poses (Gait3D's 2D_Poses folder)")
+    return ("raw" if args.sils is not None else "pickles"), (args.sils or args.from_pickles), args.poses
+
+
+def run(args: argparse.Namespace) -> int:
+    from .pretreat import pretreat_gait3d
+    from .recover import convert_opengait_pickles
+
+    try:
+        mode, sil_root, pose_root = _inputs(args)
+        if args.workers < 1:
+            raise DataFormatError(f"--workers must be >= 1, got {args.workers}")
+        fn = pretreat_gait3d if mode == "raw" else convert_opengait_pickles
+        summary = fn(
+            sil_root,
+            pose_root,
+            args.out,
+            workers=args.workers,
+            pose_offset=args.pose_offset,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
+    except (DataFormatError, FileNotFoundError) as err:
+        print(f"kprpe-gait pretreat-gait3d: error: {err}", file=sys.stderr)
+        return 1
+    print(summary.format())
+    if args.summary_json is not None:
+        data = dict(summary.to_dict(), mode=mode, silhouettes=str(sil_root), poses=str(pose_root), out=str(args.out))
+        atomic_write_bytes(args.summary_json, (json.dumps(data, indent=2) + "\n").encode())
+    return 0
