@@ -13,8 +13,9 @@ For every sequence ``<id>/<cam_video>/<seq>`` of ``2D_Silhouettes`` and ``2D_Pos
 Assumption (Gait3D does not document it): a pose file's ``x, y`` are pixels of the same person crop as
 the silhouette PNG of that frame, in the pixel-index convention of HRNet (integer = pixel centre). The
 pretreatment adds ``pose_offset = 0.5`` to reach the pixel-centre convention of ``formats``; pass
-``pose_offset=0`` for poses already in that convention. :func:`pose_outside_fraction` measures how many
-confident joints fall off the silhouette's bounding box, a cheap check of that assumption on real data.
+``pose_offset=0`` for poses already in that convention. The summary reports how many confident joints
+fall off their raw silhouette's bounding box (:func:`count_joints_outside`), a cheap check of that
+assumption on real data, and warns when it exceeds 10 %.
 
 Runs are resumable: a sequence whose output folder already holds both pickles is skipped, each pickle
 is written atomically and the joints pickle last (:func:`kprpe_gait.data.io.write_sequence`).
@@ -60,6 +61,12 @@ class SequenceReport:
     status: str
     frames_kept: int = 0
     dropped: Counter = field(default_factory=Counter)
+    joints_checked: int = 0  # confident joints compared with their raw silhouette's bounding box
+    joints_outside: int = 0  # ... of which fell outside it
+
+
+#: above this fraction of confident joints off their silhouette, the summary warns about the frames
+OUTSIDE_WARNING = 0.1
 
 
 @dataclass
@@ -73,6 +80,13 @@ class PretreatSummary:
     short: list[SeqKey] = field(default_factory=list)  # written with fewer than 5 frames
     frames_kept: int = 0
     dropped: Counter = field(default_factory=Counter)
+    joints_checked: int = 0
+    joints_outside: int = 0
+
+    @property
+    def outside_fraction(self) -> float:
+        """Fraction of confident joints outside their raw silhouette's (grown) bounding box."""
+        return self.joints_outside / self.joints_checked if self.joints_checked else 0.0
 
     def add(self, report: SequenceReport) -> None:
         self.sequences += 1
@@ -80,6 +94,8 @@ class PretreatSummary:
             self.skipped += 1
             return
         self.dropped.update(report.dropped)
+        self.joints_checked += report.joints_checked
+        self.joints_outside += report.joints_outside
         if report.status == "empty":
             self.empty.append(report.key)
             return
@@ -97,6 +113,7 @@ class PretreatSummary:
             "short": ["/".join(k) for k in sorted(self.short)],
             "frames_kept": self.frames_kept,
             "frames_dropped": dict(sorted(self.dropped.items())),
+            "joints_outside_silhouette": round(self.outside_fraction, 6),
         }
 
     def format(self, max_listed: int = 10) -> str:
@@ -112,6 +129,13 @@ class PretreatSummary:
                 shown = ", ".join("/".join(k) for k in sorted(keys)[:max_listed])
                 more = f" ... (+{len(keys) - max_listed})" if len(keys) > max_listed else ""
                 lines.append(f"{title}: {shown}{more}")
+        if self.joints_checked:
+            lines.append(f"confident joints outside their silhouette's box: {100 * self.outside_fraction:.2f} %")
+            if self.outside_fraction > OUTSIDE_WARNING:
+                lines.append(
+                    "WARNING: many joints fall off their silhouettes; are the poses in the silhouette crops' "
+                    "pixel frame (see kprpe_gait.data.pretreat)?"
+                )
         return "\n".join(lines)
 
 
@@ -160,6 +184,8 @@ class PretreatedSequence:
     joints: np.ndarray
     frames: list[int]
     dropped: Counter
+    joints_checked: int = 0
+    joints_outside: int = 0
 
 
 def pretreat_frames(
@@ -168,6 +194,7 @@ def pretreat_frames(
     """Pair, crop and replay one sequence's frames."""
     pairs, dropped = pair_frames(sil_files, pose_files)
     sils, joints, frames = [], [], []
+    checked = outside = 0
     for number, sil_path, pose_path in pairs:
         raw = read_silhouette_png(sil_path)
         pose = read_pose_file(pose_path)
@@ -175,25 +202,29 @@ def pretreat_frames(
         if result.dropped is not None:
             dropped[result.dropped] += 1
             continue
+        n_out, n_checked = count_joints_outside(raw, pose, pose_offset)
+        outside, checked = outside + n_out, checked + n_checked
         sils.append(result.image)
         joints.append(replay_on_joints(pose, result.geometry, pose_offset))
         frames.append(number)
     if not sils:
         return PretreatedSequence(np.zeros((0, size, size), np.uint8), np.zeros((0, 17, 3), np.float32), [], dropped)
-    return PretreatedSequence(np.stack(sils), np.stack(joints), frames, dropped)
+    return PretreatedSequence(np.stack(sils), np.stack(joints), frames, dropped, checked, outside)
 
 
-def pose_outside_fraction(raw_sil: np.ndarray, pose: np.ndarray, margin: float = 0.05, min_conf: float = 0.3) -> float:
-    """Fraction of confident joints outside the silhouette's bounding box grown by ``margin`` (of its
-    height): near 0 when poses and silhouettes share the crop frame, large when they do not."""
+def count_joints_outside(
+    raw_sil: np.ndarray, pose: np.ndarray, pose_offset: float = 0.5, margin: float = 0.05, min_conf: float = 0.3
+) -> tuple[int, int]:
+    """``(outside, checked)``: confident joints outside the silhouette's bounding box grown by ``margin``
+    of its height. Near zero when poses and silhouettes share the crop's pixel frame, large when not."""
     ys, xs = np.nonzero(raw_sil)
     good = pose[:, 2] > min_conf
     if ys.size == 0 or not good.any():
-        return 0.0
+        return 0, 0
     pad = margin * (ys.max() - ys.min() + 1)
-    x, y = pose[good, 0] + 0.5, pose[good, 1] + 0.5
+    x, y = pose[good, 0] + pose_offset, pose[good, 1] + pose_offset
     inside = (x >= xs.min() - pad) & (x <= xs.max() + 1 + pad) & (y >= ys.min() - pad) & (y <= ys.max() + 1 + pad)
-    return float(1.0 - inside.mean())
+    return int((~inside).sum()), int(good.sum())
 
 
 @dataclass(frozen=True)
@@ -216,7 +247,7 @@ def _run_task(task: _Task) -> SequenceReport:
     if len(seq.sils) == 0:
         return SequenceReport(task.key, "empty", 0, seq.dropped)
     write_sequence(task.out_dir, seq.sils, seq.joints)
-    return SequenceReport(task.key, "written", len(seq.sils), seq.dropped)
+    return SequenceReport(task.key, "written", len(seq.sils), seq.dropped, seq.joints_checked, seq.joints_outside)
 
 
 def _sequence_dirs(root: Path, pattern: str) -> dict[SeqKey, Path]:

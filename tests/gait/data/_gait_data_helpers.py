@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from kprpe_gait.data.synth import SynthConfig
+
+#: the tiny SynthGait set of the ``tiny_synth`` fixture
+TINY = SynthConfig.preset("tiny", seed=7)
+
 
 def dot_frame(
     height: int, width: int, body: tuple[int, int, int, int], dot: tuple[float, float], radius: float

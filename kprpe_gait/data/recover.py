@@ -1,0 +1,322 @@
+"""Joints into an existing OpenGait silhouette pickle set, when the raw silhouettes are gone.
+
+OpenGait's pretreatment did not record its per-frame crop, so it has to be estimated from what is left:
+the pickled ``64 x 64`` silhouette and the frame's pose in raw person-crop pixels. The crop is
+``x' = sx * x - left``, ``y' = sy * (y - y_top)`` with ``sx ~= sy`` (they differ only by the integer
+rounding of the resized width), so one scale ``s`` and an offset ``(tx, ty)`` per frame are estimated:
+
+* **vertical** (``s``, ``ty``): the crop maps the silhouette's vertical extent (top of the head to the
+  sole of the lowest foot) onto rows ``[0, 64)``. Anthropometry places the eyes, ears and nose a fixed
+  fraction of the stature below the top of the head and the ankles a fixed fraction above the sole
+  (:data:`HEAD_DEPTH`, :data:`ANKLE_HEIGHT`, from standard segment tables). A least-squares fit of the
+  confident head joints and the lower ankle against those rows gives ``s`` and ``ty``; ``s`` is then
+  median-filtered over time (a person's image scale changes slowly) and ``ty`` refit.
+* **horizontal** (``tx``): the torso's centre line is the mean ``x`` of the confident shoulders and hips;
+  its position in the 64x64 frame is read off the silhouette as the (intensity-weighted) median column of
+  the rows between the mapped shoulder and hip heights.
+
+* **refinement** (``tx``, ``ty``): the offset is then nudged, within +-2 px, to where the confident
+  joints sit deepest inside the silhouette (the sum of their confidences times the silhouette blurred
+  with a Gaussian of 1.5 px, which peaks on the limbs' centre lines).
+
+Frames with no usable anchor get the parameters interpolated from their neighbours. What is
+approximate: the anthropometric constants (people and hairstyles vary), the torso line vs the
+silhouette's torso (arms in front of the body, bags, coats), pose-estimator noise, and partial
+silhouettes (occlusions break the "extent = stature" assumption). The error measured on SynthGait,
+where the truth is known, is reported by ``tests/gait/data/test_recover.py`` and the README.
+
+Frame pairing is the other unknown: OpenGait's pickle holds the frames that survived its empty-frame
+filter, in **string** order of their file names, without the names. When the pose folder has exactly
+as many files as the pickle has frames, they are paired in string order of the pose file names (then
+reordered numerically); otherwise the sequence is reported as ``count_mismatch`` and not written.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .formats import NUM_JOINTS, SIL_SIZE
+from .io import DataFormatError, frame_number, read_pose_file, sequence_complete, write_sequence
+from .pretreat import PretreatSummary, SequenceReport, run_tasks
+
+#: depth below the top of the head as a fraction of stature (nose, left/right eye, left/right ear)
+HEAD_DEPTH = {0: 0.090, 1: 0.064, 2: 0.064, 3: 0.072, 4: 0.072}
+#: ankle (malleolus) height above the sole as a fraction of stature
+ANKLE_HEIGHT = 0.039
+SHOULDERS, HIPS, ANKLES = (5, 6), (11, 12), (15, 16)
+DROP_COUNT_MISMATCH = "count_mismatch"
+
+
+@dataclass(frozen=True)
+class FrameFit:
+    """``joints64 = s * joints_raw + (tx, ty)`` for one frame (NaN where not estimable)."""
+
+    s: float
+    tx: float
+    ty: float
+
+
+def _vertical_fit(joints: np.ndarray, min_conf: float, size: int) -> tuple[float, float]:
+    """Least-squares ``(s, ty)`` from the head joints and the lower ankle; NaN when under-determined."""
+    conf = joints[:, 2] > min_conf
+    ys, targets = [], []
+    head = [j for j in HEAD_DEPTH if conf[j]]
+    for j in head:
+        ys.append(joints[j, 1])
+        targets.append(size * HEAD_DEPTH[j])
+    ankles = [j for j in ANKLES if conf[j]]
+    if not head or not ankles:
+        return float("nan"), float("nan")
+    lowest = max(ankles, key=lambda j: joints[j, 1])
+    # weight the single ankle like the whole head group, so both ends pull equally
+    weights = [1.0 / len(head)] * len(head) + [1.0]
+    ys.append(joints[lowest, 1])
+    targets.append(size * (1.0 - ANKLE_HEIGHT))
+    w = np.sqrt(np.asarray(weights))
+    a = np.stack([np.asarray(ys), np.ones(len(ys))], axis=1) * w[:, None]
+    (s, ty), *_ = np.linalg.lstsq(a, np.asarray(targets) * w, rcond=None)
+    if not np.isfinite(s) or s <= 0:
+        return float("nan"), float("nan")
+    return float(s), float(ty)
+
+
+def _vertical_offset(joints: np.ndarray, s: float, min_conf: float, size: int) -> float:
+    """``ty`` for a fixed ``s``: mean of the head-group and the ankle estimates (NaN if neither)."""
+    conf = joints[:, 2] > min_conf
+    estimates = []
+    head = [size * HEAD_DEPTH[j] - s * joints[j, 1] for j in HEAD_DEPTH if conf[j]]
+    if head:
+        estimates.append(float(np.mean(head)))
+    ankles = [j for j in ANKLES if conf[j]]
+    if ankles:
+        lowest = max(ankles, key=lambda j: joints[j, 1])
+        estimates.append(size * (1.0 - ANKLE_HEIGHT) - s * float(joints[lowest, 1]))
+    return float(np.mean(estimates)) if estimates else float("nan")
+
+
+def _horizontal_offset(sil: np.ndarray, joints: np.ndarray, s: float, ty: float, min_conf: float) -> float:
+    """``tx`` from the torso line (mean x of confident shoulders/hips) vs the silhouette's torso rows."""
+    conf = joints[:, 2] > min_conf
+    torso = [j for j in SHOULDERS + HIPS if conf[j]]
+    if not torso:
+        return float("nan")
+    x_raw = float(joints[torso, 0].mean())
+    top_joints = [j for j in SHOULDERS if conf[j]] or torso
+    bottom_joints = [j for j in HIPS if conf[j]] or torso
+    r0 = int(np.clip(np.floor(s * joints[top_joints, 1].mean() + ty), 0, sil.shape[0] - 1))
+    r1 = int(np.clip(np.ceil(s * joints[bottom_joints, 1].mean() + ty), r0 + 1, sil.shape[0]))
+    columns = sil[r0:r1].astype(np.float64).sum(axis=0)
+    if columns.sum() <= 0:
+        columns = sil.astype(np.float64).sum(axis=0)
+        if columns.sum() <= 0:
+            return float("nan")
+    cdf = np.cumsum(columns) / columns.sum()
+    # continuous median position: column i holds the mass between x = i and x = i + 1
+    x64 = float(np.interp(0.5, np.concatenate([[0.0], cdf]), np.arange(sil.shape[1] + 1)))
+    return x64 - s * x_raw
+
+
+def _fill_nan(values: np.ndarray) -> np.ndarray:
+    """Linear interpolation over NaNs (constant at the ends); all-NaN stays NaN."""
+    good = np.isfinite(values)
+    if not good.any() or good.all():
+        return values
+    idx = np.arange(len(values))
+    return np.interp(idx, idx[good], values[good])
+
+
+def _running_median(values: np.ndarray, window: int) -> np.ndarray:
+    half = window // 2
+    padded = np.pad(values, half, mode="edge")
+    return np.array([np.median(padded[i : i + window]) for i in range(len(values))])
+
+
+def _gaussian_matrix(n: int, sigma: float) -> np.ndarray:
+    """``(n, n)`` matrix of a 1-D Gaussian blur with zero padding (``blur(img) = G @ img @ G.T``)."""
+    idx = np.arange(n)
+    g = np.exp(-0.5 * ((idx[:, None] - idx[None, :]) / sigma) ** 2)
+    return g / g.sum(axis=1, keepdims=True).max()
+
+
+def _bilinear(img: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Sample ``img`` at continuous-pixel points ``xy`` ``(..., 2)`` (clamped to the frame)."""
+    h, w = img.shape
+    x = np.clip(xy[..., 0] - 0.5, 0, w - 1.001)
+    y = np.clip(xy[..., 1] - 0.5, 0, h - 1.001)
+    x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+    fx, fy = x - x0, y - y0
+    return (
+        img[y0, x0] * (1 - fx) * (1 - fy)
+        + img[y0, x0 + 1] * fx * (1 - fy)
+        + img[y0 + 1, x0] * (1 - fx) * fy
+        + img[y0 + 1, x0 + 1] * fx * fy
+    )
+
+
+REFINE_RANGE, REFINE_STEP, REFINE_SIGMA = 2.0, 0.25, 1.5
+
+
+def _refine_offset(sil: np.ndarray, points: np.ndarray, weights: np.ndarray, blur: np.ndarray) -> tuple[float, float]:
+    """The shift within +-REFINE_RANGE px that puts ``points`` ``(J, 2)`` deepest inside ``sil``."""
+    if len(points) == 0:
+        return 0.0, 0.0
+    depth = blur @ (sil.astype(np.float64) / 255.0) @ blur.T
+    steps = np.arange(-REFINE_RANGE, REFINE_RANGE + 1e-9, REFINE_STEP)
+    shifts = np.stack(np.meshgrid(steps, steps, indexing="ij"), axis=-1).reshape(-1, 2)  # (S, 2)
+    scores = (_bilinear(depth, points[None] + shifts[:, None]) * weights).sum(axis=1)
+    # ties (e.g. all points deep inside) resolve to the smallest shift
+    best = np.flatnonzero(scores >= scores.max() - 1e-9)
+    pick = best[np.argmin(np.abs(shifts[best]).sum(axis=1))]
+    return float(shifts[pick, 0]), float(shifts[pick, 1])
+
+
+def estimate_crops(
+    sils: np.ndarray, raw_joints: np.ndarray, min_conf: float = 0.3, smooth: int = 7
+) -> list[FrameFit] | None:
+    """Estimate each frame's crop from its 64x64 silhouette and its raw pose.
+
+    Args:
+        sils: ``(T, 64, 64)`` uint8 OpenGait silhouettes.
+        raw_joints: ``(T, 17, 3)`` poses in raw crop pixels, pixel-centre convention.
+        min_conf: joints at or below this confidence are not used.
+        smooth: window of the running median on the scale.
+
+    Returns:
+        one :class:`FrameFit` per frame, or ``None`` when no frame of the sequence has anchors.
+    """
+    size = sils.shape[-1]
+    scale = np.array([_vertical_fit(j, min_conf, size)[0] for j in raw_joints])
+    if not np.isfinite(scale).any():
+        return None
+    scale = _running_median(_fill_nan(scale), min(smooth, len(scale)) | 1)
+    ty = _fill_nan(np.array([_vertical_offset(j, s, min_conf, size) for j, s in zip(raw_joints, scale)]))
+    tx = _fill_nan(np.array([_horizontal_offset(sil, j, s, t, min_conf) for sil, j, s, t in zip(sils, raw_joints, scale, ty)]))
+    if not (np.isfinite(ty).all() and np.isfinite(tx).all()):
+        return None
+    blur = _gaussian_matrix(size, REFINE_SIGMA)
+    fits = []
+    for sil, joints, s, x, y in zip(sils, raw_joints, scale, tx, ty):
+        good = joints[:, 2] > min_conf
+        points = s * joints[good, :2] + np.array([x, y])
+        dx, dy = _refine_offset(sil, points, joints[good, 2], blur)
+        fits.append(FrameFit(float(s), float(x + dx), float(y + dy)))
+    return fits
+
+
+def apply_fits(raw_joints: np.ndarray, fits: list[FrameFit]) -> np.ndarray:
+    """``(T, 17, 3)`` raw joints (pixel-centre convention) -> the 64x64 frame; confidence-0 joints at 0."""
+    out = np.zeros(raw_joints.shape, dtype=np.float32)
+    for t, fit in enumerate(fits):
+        out[t, :, 0] = fit.s * raw_joints[t, :, 0] + fit.tx
+        out[t, :, 1] = fit.s * raw_joints[t, :, 1] + fit.ty
+    out[..., 2] = raw_joints[..., 2]
+    out[raw_joints[..., 2] <= 0, :2] = 0.0
+    return out
+
+
+def load_opengait_sils(folder: Path) -> np.ndarray:
+    """The single silhouette pickle of an OpenGait sequence folder, ``(T, 64, 64)`` uint8.
+
+    Raises:
+        DataFormatError: no pickle, several, or the wrong shape/dtype.
+    """
+    pkls = sorted(folder.glob("*.pkl"))
+    if len(pkls) != 1:
+        raise DataFormatError(f"{folder}: expected one silhouette .pkl (OpenGait's '<seq>.pkl'), found {len(pkls)}")
+    try:
+        with open(pkls[0], "rb") as handle:
+            sils = np.asarray(pickle.load(handle))
+    except (OSError, pickle.UnpicklingError, EOFError) as err:
+        raise DataFormatError(f"{pkls[0]}: unreadable pickle ({err})") from err
+    if sils.ndim != 3 or sils.shape[1:] != (SIL_SIZE, SIL_SIZE):
+        raise DataFormatError(f"{pkls[0]}: expected (T, {SIL_SIZE}, {SIL_SIZE}) silhouettes, got {sils.shape}")
+    return sils.astype(np.uint8)
+
+
+def convert_sequence(
+    sils: np.ndarray, pose_files: list[Path], pose_offset: float = 0.5, min_conf: float = 0.3
+) -> tuple[np.ndarray, np.ndarray] | str:
+    """One sequence: pair by string order, estimate crops, reorder numerically.
+
+    Returns:
+        ``(sils, joints)`` in numeric frame order, or the reason it could not be converted.
+    """
+    pose_files = sorted(pose_files, key=lambda p: p.name)  # OpenGait's sorted(paths): string order
+    if len(pose_files) != len(sils):
+        return DROP_COUNT_MISMATCH
+    raw = np.stack([read_pose_file(p) for p in pose_files]).astype(np.float64)
+    raw[..., :2] += pose_offset
+    fits = estimate_crops(sils, raw, min_conf)
+    if fits is None:
+        return "no_anchor_joints"
+    joints = apply_fits(raw, fits)
+    order = np.argsort([frame_number(p) for p in pose_files], kind="stable")
+    return np.ascontiguousarray(sils[order]), np.ascontiguousarray(joints[order])
+
+
+@dataclass(frozen=True)
+class _Task:
+    key: tuple[str, str, str]
+    sil_dir: Path
+    pose_dir: Path
+    out_dir: Path
+    pose_offset: float
+    overwrite: bool
+
+
+def _run_task(task: _Task) -> SequenceReport:
+    if not task.overwrite and sequence_complete(task.out_dir):
+        return SequenceReport(task.key, "skipped")
+    sils = load_opengait_sils(task.sil_dir)
+    pose_files = sorted(task.pose_dir.glob("*.txt")) if task.pose_dir.is_dir() else []
+    result = convert_sequence(sils, pose_files, task.pose_offset)
+    if isinstance(result, str):
+        return SequenceReport(task.key, "empty", 0, Counter({result: len(sils)}))
+    write_sequence(task.out_dir, *result)
+    return SequenceReport(task.key, "written", len(result[0]))
+
+
+def convert_opengait_pickles(
+    sil_pkl_root: str | os.PathLike,
+    pose_root: str | os.PathLike,
+    out_root: str | os.PathLike,
+    *,
+    workers: int = 1,
+    pose_offset: float = 0.5,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> PretreatSummary:
+    """Convert ``sil_pkl_root/<id>/<type>/<view>/<view>.pkl`` + ``pose_root`` into the two-pickle layout.
+
+    Sequences that cannot be paired are reported (``frames_dropped[count_mismatch]`` counts their
+    silhouette frames) and not written.
+    """
+    sil_pkl_root, pose_root, out_root = Path(sil_pkl_root), Path(pose_root), Path(out_root)
+    for root, what in ((sil_pkl_root, "silhouette pickle"), (pose_root, "pose")):
+        if not root.is_dir():
+            raise DataFormatError(f"{root}: {what} root is not a folder")
+    seq_dirs = sorted({p.parent for p in sil_pkl_root.glob("*/*/*/*.pkl")})
+    if not seq_dirs:
+        raise DataFormatError(f"{sil_pkl_root}: no OpenGait pickles at <id>/<type>/<view>/*.pkl")
+    tasks = []
+    for seq_dir in seq_dirs:
+        key = (seq_dir.parent.parent.name, seq_dir.parent.name, seq_dir.name)
+        tasks.append(_Task(key, seq_dir, pose_root.joinpath(*key), out_root.joinpath(*key), pose_offset, overwrite))
+    summary = PretreatSummary()
+    for report in run_tasks(tasks, _run_task, workers, "convert pickles", progress):
+        summary.add(report)
+    return summary
+
+
+def joint_errors(estimated: np.ndarray, truth: np.ndarray, min_conf: float = 0.0) -> np.ndarray:
+    """Euclidean pixel errors of the joints confident in both ``(T, 17, 3)`` arrays, flattened."""
+    if estimated.shape != truth.shape or estimated.shape[1:] != (NUM_JOINTS, 3):
+        raise ValueError(f"shapes differ or are not (T, 17, 3): {estimated.shape} vs {truth.shape}")
+    good = (estimated[..., 2] > min_conf) & (truth[..., 2] > min_conf)
+    return np.linalg.norm(estimated[..., :2] - truth[..., :2], axis=-1)[good]
