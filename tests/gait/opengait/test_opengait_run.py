@@ -121,3 +121,15 @@ def test_torchrun_two_cpu_processes(opengait_copy, synth_tiny, tmp_path, smoke_c
     assert [p.name for p in ckpt_dir.glob("*.pt")] == [f"{name}-00004.pt"]
     results = json.loads(cfg.with_suffix(".results.json").read_text())
     assert set(results) == METRICS
+
+
+@pytest.mark.slow
+def test_opengait_demo_aligned_and_misaligned(opengait_copy, synth_tiny, tmp_path):
+    from kprpe_gait.opengait.demo import run_opengait_demo
+
+    summary = run_opengait_demo(synth_tiny, tmp_path / "demo", opengait_copy, iters=2, cpu=True, models=("kprpe",),
+                                batch=(2, 2), tag="pytest", progress=False)  # fmt: skip
+    assert set(summary["results"]["kprpe"]) == {"aligned", "misaligned"}
+    for metrics in summary["results"]["kprpe"].values():
+        assert set(metrics) == {"Rank-1", "Rank-5", "Rank-10", "mAP", "mINP"}
+    assert Path(summary["checkpoints"]["kprpe"]).is_file()
