@@ -44,7 +44,7 @@ from kprpe_gait.nets import build_from_model_cfg
 
 from .config import check_keys, constructor_keys, load_opengait_defaults
 from .inputs import joint_overlay, prepare_batch, sequence_names
-from .transforms import SilJointTransform
+from .transforms import SilJointTransform, check_transform_cfg
 
 __all__ = ["SwinGait2D", "SwinGait2DKPRPE"]
 
@@ -55,16 +55,6 @@ def _ensure_transform_registered() -> None:
 
     if getattr(opengait_transforms, SilJointTransform.__name__, None) is not SilJointTransform:
         setattr(opengait_transforms, SilJointTransform.__name__, SilJointTransform)
-
-
-def _check_transform_cfg(section: str, trf_cfg: Any) -> None:
-    entries = trf_cfg if isinstance(trf_cfg, list) else [trf_cfg]
-    if len(entries) != 1 or not isinstance(entries[0], dict) or entries[0].get("type") != SilJointTransform.__name__:
-        raise ValueError(
-            f"{section}: SwinGait-2D transforms silhouettes and joints together, so this section must be "
-            f"exactly one entry '- type: {SilJointTransform.__name__}' (with its options), got {trf_cfg!r}"
-        )
-    check_keys(section, entries[0], constructor_keys(SilJointTransform) | {"type"})
 
 
 class SwinGait2D(BaseModel):
@@ -88,7 +78,7 @@ class SwinGait2D(BaseModel):
     # ------------------------------------------------------------------ construction
     def build_network(self, model_cfg: dict) -> None:
         for section in ("trainer_cfg", "evaluator_cfg"):
-            _check_transform_cfg(f"{section}.transform", self.cfgs[section].get("transform"))
+            check_transform_cfg(f"{section}.transform", self.cfgs[section].get("transform"))
         _ensure_transform_registered()
         self.net = build_from_model_cfg(model_cfg)
 

@@ -20,11 +20,15 @@ OpenGait's ``main.py`` has seeded with the process rank: runs are repeatable.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from kprpe_gait.transforms import JointAugment, cut_sides, normalize_joints, warp_sequence
 
-__all__ = ["SilJointTransform"]
+from .config import check_keys, constructor_keys
+
+__all__ = ["SilJointTransform", "check_transform_cfg"]
 
 
 class SilJointTransform:
@@ -81,3 +85,24 @@ class SilJointTransform:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(cutting={self.cutting}, augment={self.augment!r})"
+
+
+def check_transform_cfg(section: str, trf_cfg: Any) -> dict[str, Any]:
+    """Check a ``transform`` config section of SwinGait-2D: exactly one ``SilJointTransform`` entry.
+
+    Returns:
+        the entry's options (without ``type``).
+
+    Raises:
+        ValueError: another shape or type (OpenGait's per-modality transforms would augment the
+            silhouettes and joints independently), or unknown option keys.
+    """
+    entries = trf_cfg if isinstance(trf_cfg, list) else [trf_cfg]
+    if len(entries) != 1 or not isinstance(entries[0], dict) or entries[0].get("type") != SilJointTransform.__name__:
+        raise ValueError(
+            f"{section}: SwinGait-2D transforms silhouettes and joints together, so this section must be "
+            f"exactly one entry '- type: {SilJointTransform.__name__}' (with its options), got {trf_cfg!r}"
+        )
+    options = check_keys(section, entries[0], constructor_keys(SilJointTransform) | {"type"})
+    options.pop("type")
+    return options

@@ -57,3 +57,10 @@ def test_launch_checks_root_and_config_before_touching_the_process(tmp_path, mon
     with pytest.raises(ValueError, match="must name a config"):
         launcher.launch(tmp_path, ["--phase", "train"])
     assert launcher.Path.cwd() == cwd
+
+
+def test_kprpe_gait_cli_dispatches_launch(tmp_path):
+    from kprpe_gait.cli import main
+
+    with pytest.raises(FileNotFoundError, match="is not an OpenGait clone"):
+        main(["launch", "--opengait-root", str(tmp_path), "--", "--cfgs", "c.yaml", "--phase", "train"])

@@ -64,3 +64,12 @@ def test_cli_run(fake_root, capsys):
     assert "removed" in capsys.readouterr().out
     assert shim.run(args) == 0
     assert "nothing to remove" in capsys.readouterr().out
+
+
+def test_kprpe_gait_cli_dispatches_register_and_unregister(fake_root):
+    from kprpe_gait.cli import main
+
+    assert main(["register", "--opengait-root", str(fake_root)]) == 0
+    assert shim.is_registered(fake_root)
+    assert main(["unregister", "--opengait-root", str(fake_root)]) == 0
+    assert not shim.is_registered(fake_root)
