@@ -1,0 +1,303 @@
+"""Submission files of gait benchmarks, written atomically, and their readers.
+
+* GREW (:func:`write_grew_csv`): ``videoId,rank1,...,rank20``, one row per probe video with the
+  labels of its 20 nearest gallery *sequences* (an identity may repeat), as OpenGait's
+  ``GREW_submission`` writes it: labels as integers (``"00012"`` -> ``12``).
+* HID / MGR'24 challenge (:func:`write_challenge_csv`): ``videoID,label``, one row per probe with the
+  predicted identity (the nearest gallery sequence's label, :func:`nearest_labels`), as OpenGait's
+  ``HID_submission`` writes it; a ``.zip`` path writes a zip archive holding ``submission.csv``, the
+  form the challenge servers take.
+* the full distance matrix (:func:`write_distance_npz`): a compressed ``.npz`` with the keys and labels
+  of both sides and the metric, readable without pickle (:func:`read_distance_npz`).
+
+Ranking ties keep gallery order (stable sort; OpenGait's ``topk`` leaves their order unspecified).
+Fields are written unquoted, so ids and labels may not contain commas, quotes or line breaks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import tempfile
+import zipfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CHALLENGE_HEADER",
+    "CHALLENGE_MEMBER",
+    "GREW_TOP_K",
+    "grew_header",
+    "nearest_labels",
+    "read_challenge_csv",
+    "read_distance_npz",
+    "read_grew_csv",
+    "top_k_labels",
+    "write_challenge_csv",
+    "write_distance_npz",
+    "write_grew_csv",
+]
+
+GREW_TOP_K = 20
+CHALLENGE_HEADER = ("videoID", "label")
+#: the file name a challenge zip archive must hold
+CHALLENGE_MEMBER = "submission.csv"
+_ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member time: the same predictions give the same bytes
+_FORBIDDEN = (",", '"', "\n", "\r")
+
+
+@contextlib.contextmanager
+def _atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder; on success it replaces ``path``, else it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _as_numpy(value: Any) -> np.ndarray:
+    return value.detach().cpu().numpy() if torch.is_tensor(value) else np.asarray(value)
+
+
+def _flat(values: Any) -> list[Any]:
+    """A flat Python list of the items of a list, array or tensor."""
+    return _as_numpy(values).reshape(-1).tolist()
+
+
+def _check_dist(dist: Any, num_probes: int | None = None, num_gallery: int | None = None) -> np.ndarray:
+    """``dist`` as a finite numeric ``(P, G)`` numpy array, ``P`` / ``G`` checked when given."""
+    d = _as_numpy(dist)
+    if d.ndim != 2 or not np.issubdtype(d.dtype, np.number):
+        raise ValueError(f"dist must be a numeric (probes, gallery) matrix, got shape {d.shape}, dtype {d.dtype}")
+    if (num_probes is not None and d.shape[0] != num_probes) or (num_gallery is not None and d.shape[1] != num_gallery):
+        want = tuple(side if n is None else n for n, side in zip((num_probes, num_gallery), "PG"))
+        raise ValueError(f"dist has shape {d.shape}, expected {want} from the probe / gallery lists")
+    if not np.isfinite(d).all():
+        raise ValueError("dist holds NaN or inf values")
+    return d
+
+
+def _field(value: Any, what: str) -> str:
+    text = str(value)
+    if not text or any(c in text for c in _FORBIDDEN):
+        raise ValueError(f"{what} {text!r} cannot be written to a CSV submission (empty, or holds , \" or a line break)")
+    return text
+
+
+def top_k_labels(dist: Any, gallery_labels: Sequence[Any], k: int) -> np.ndarray:
+    """``(P, k)`` labels of the ``k`` nearest gallery sequences of every probe, nearest first.
+
+    Args:
+        dist: ``(P, G)`` distances, smaller = more similar.
+        gallery_labels: ``G`` labels.
+        k: ``1 <= k <= G``.
+    """
+    labels = np.asarray(gallery_labels)
+    d = _check_dist(dist, num_gallery=len(labels))
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= d.shape[1]:
+        raise ValueError(f"k must be an integer in [1, {d.shape[1]}] (the gallery size), got {k!r}")
+    order = np.argsort(d, axis=1, kind="stable")[:, :k]
+    return labels[order]
+
+
+def nearest_labels(dist: Any, gallery_labels: Sequence[Any]) -> np.ndarray:
+    """``(P,)`` label of every probe's nearest gallery sequence (the challenge prediction)."""
+    return top_k_labels(dist, gallery_labels, 1)[:, 0]
+
+
+def grew_header(top_k: int = GREW_TOP_K) -> list[str]:
+    """``["videoId", "rank1", ..., "rank<top_k>"]``."""
+    return ["videoId", *(f"rank{i}" for i in range(1, top_k + 1))]
+
+
+def _grew_label(label: Any, label_format: str) -> str:
+    if label_format == "raw":
+        return _field(label, "gallery label")
+    try:
+        return str(int(str(label)))
+    except ValueError:
+        raise ValueError(f"gallery label {label!r} is not an integer; GREW submissions hold integer "
+                         "identities (pass label_format='raw' to write labels unchanged)") from None  # fmt: skip
+
+
+def write_grew_csv(
+    path: str | os.PathLike[str],
+    probe_video_ids: Sequence[Any],
+    gallery_labels: Sequence[Any],
+    dist: Any,
+    top_k: int = GREW_TOP_K,
+    label_format: Literal["int", "raw"] = "int",
+) -> Path:
+    """Write a GREW submission: ``videoId,rank1,...,rank<top_k>`` and one row per probe.
+
+    Args:
+        path: the CSV file (replaced atomically).
+        probe_video_ids: ``P`` probe video ids (GREW: the probe's video name).
+        gallery_labels: ``G`` gallery identities.
+        dist: ``(P, G)`` distances.
+        top_k: ranked labels per probe (GREW: 20); at most ``G``.
+        label_format: ``"int"`` (OpenGait's GREW writer: ``int(label)``) or ``"raw"``.
+
+    Returns:
+        ``path``.
+    """
+    if label_format not in ("int", "raw"):
+        raise ValueError(f"label_format must be 'int' or 'raw', got {label_format!r}")
+    ids = [_field(v, "probe video id") for v in _flat(probe_video_ids)]
+    _check_dist(dist, len(ids), len(gallery_labels))
+    ranked = top_k_labels(dist, gallery_labels, top_k)  # (P, top_k)
+    lines = [",".join(grew_header(top_k))]
+    for video, row in zip(ids, ranked):
+        lines.append(",".join([video, *(_grew_label(label, label_format) for label in row)]))
+    path = Path(path)
+    with _atomic_target(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def read_grew_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[list[str]]]:
+    """``(probe video ids, ranked labels per probe)`` of a GREW submission; checks its header."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0][:1] != ["videoId"] or rows[0] != grew_header(len(rows[0]) - 1):
+        raise ValueError(f"{path} is not a GREW submission: header {rows[0] if rows else None}")
+    width = len(rows[0])
+    bad = [i + 2 for i, row in enumerate(rows[1:]) if len(row) != width]
+    if bad:
+        raise ValueError(f"{path}: lines {bad[:5]} do not have {width} fields")
+    return [r[0] for r in rows[1:]], [r[1:] for r in rows[1:]]
+
+
+def _challenge_text(probe_video_ids: Sequence[Any], predicted_labels: Sequence[Any]) -> str:
+    ids = [_field(v, "probe video id") for v in _flat(probe_video_ids)]
+    labels = [_field(v, "label") for v in _flat(predicted_labels)]
+    if len(ids) != len(labels):
+        raise ValueError(f"{len(ids)} probe video ids but {len(labels)} predicted labels")
+    return "\n".join([",".join(CHALLENGE_HEADER), *(f"{v},{lbl}" for v, lbl in zip(ids, labels))]) + "\n"
+
+
+def write_challenge_csv(
+    path: str | os.PathLike[str], probe_video_ids: Sequence[Any], predicted_labels: Sequence[Any]
+) -> Path:
+    """Write a HID / MGR'24 challenge submission: ``videoID,label`` and one row per probe.
+
+    Args:
+        path: ``*.csv``: the CSV itself; ``*.zip``: a zip archive holding it as ``submission.csv``
+            (what the challenge servers take). Replaced atomically.
+        probe_video_ids: ``P`` probe video ids.
+        predicted_labels: ``P`` predicted identities (e.g. :func:`nearest_labels`).
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".zip"):
+        raise ValueError(f"challenge submissions are .csv or .zip files, got {path}")
+    text = _challenge_text(probe_video_ids, predicted_labels)
+    with _atomic_target(path) as tmp:
+        if suffix == ".csv":
+            tmp.write_text(text, encoding="utf-8")
+        else:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                info = zipfile.ZipInfo(CHALLENGE_MEMBER, date_time=_ZIP_DATE)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, text)
+    return path
+
+
+def read_challenge_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
+    """``(probe video ids, labels)`` of a challenge submission (``.csv``, or ``.zip`` with ``submission.csv``)."""
+    path = Path(path)
+    if path.suffix.lower() == ".zip":
+        with zipfile.ZipFile(path) as archive:
+            if archive.namelist() != [CHALLENGE_MEMBER]:
+                raise ValueError(f"{path} must hold exactly {CHALLENGE_MEMBER}, holds {archive.namelist()}")
+            text = archive.read(CHALLENGE_MEMBER).decode("utf-8")
+    else:
+        text = path.read_text(encoding="utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or tuple(rows[0]) != CHALLENGE_HEADER:
+        raise ValueError(f"{path} is not a challenge submission: header {rows[0] if rows else None}")
+    bad = [i + 2 for i, row in enumerate(rows[1:]) if len(row) != 2]
+    if bad:
+        raise ValueError(f"{path}: lines {bad[:5]} do not have 2 fields")
+    return [r[0] for r in rows[1:]], [r[1] for r in rows[1:]]
+
+
+def _strings(values: Sequence[Any] | None, name: str, expected: int) -> np.ndarray:
+    if values is None:
+        raise ValueError(f"{name} is required")
+    arr = np.asarray([str(v) for v in _flat(values)], dtype=str)
+    if len(arr) != expected:
+        raise ValueError(f"{name} has {len(arr)} entries, dist needs {expected}")
+    return arr
+
+
+def write_distance_npz(
+    path: str | os.PathLike[str],
+    dist: Any,
+    probe_keys: Sequence[Any],
+    gallery_keys: Sequence[Any],
+    probe_labels: Sequence[Any] | None,
+    gallery_labels: Sequence[Any],
+    metric: str,
+) -> Path:
+    """Save the full ``(P, G)`` distance matrix with both sides' keys and labels (compressed ``.npz``).
+
+    Arrays in the file: ``dist`` (P, G) as given (float32 / float64), ``probe_keys`` (P,),
+    ``gallery_keys`` (G,), ``gallery_labels`` (G,), ``probe_labels`` (P,) (absent when ``None``:
+    unlabelled challenge probes), all unicode strings, and ``metric`` (0-d string). Loads with
+    ``np.load(path)`` (no pickle needed) or :func:`read_distance_npz`.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ValueError(f"the distance file must end in .npz (numpy would append it), got {path}")
+    d = _check_dist(dist)
+    if d.dtype not in (np.float32, np.float64):
+        d = d.astype(np.float32)
+    arrays = {
+        "dist": d,
+        "probe_keys": _strings(probe_keys, "probe_keys", d.shape[0]),
+        "gallery_keys": _strings(gallery_keys, "gallery_keys", d.shape[1]),
+        "gallery_labels": _strings(gallery_labels, "gallery_labels", d.shape[1]),
+        "metric": np.asarray(str(metric)),
+    }
+    if probe_labels is not None:
+        arrays["probe_labels"] = _strings(probe_labels, "probe_labels", d.shape[0])
+    with _atomic_target(path) as tmp:
+        with open(tmp, "wb") as f:  # a file object: numpy would append .npz to the temporary name
+            np.savez_compressed(f, **arrays)
+    return path
+
+
+def read_distance_npz(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The content of a :func:`write_distance_npz` file: ``dist`` (array), key and label lists
+    (``probe_labels`` is ``None`` when not saved) and ``metric`` (str)."""
+    with np.load(path, allow_pickle=False) as npz:
+        missing = [k for k in ("dist", "probe_keys", "gallery_keys", "gallery_labels", "metric") if k not in npz]
+        if missing:
+            raise ValueError(f"{path} is not a distance file of write_distance_npz: lacks {missing}")
+        return {
+            "dist": npz["dist"],
+            "probe_keys": npz["probe_keys"].tolist(),
+            "gallery_keys": npz["gallery_keys"].tolist(),
+            "probe_labels": npz["probe_labels"].tolist() if "probe_labels" in npz else None,
+            "gallery_labels": npz["gallery_labels"].tolist(),
+            "metric": str(npz["metric"]),
+        }
