@@ -121,3 +121,32 @@ def test_small_gallery_crashes_opengait_but_not_ours(opengait, cuda_on_cpu, tmp_
     dist = pairwise_distance(data["embeddings"][mask], data["embeddings"][~mask])
     cmc, _, _ = opengait.metric.evaluate_rank(dist, np.array(data["labels"])[mask], np.array(data["labels"])[~mask])
     assert ours["scalar/test_accuracy/Rank-1"] == pytest.approx(cmc[0] * 100, rel=1e-6)
+
+
+def test_grew_and_hid_files_equal_opengaits_writers(opengait, cuda_on_cpu, tmp_path, monkeypatch):
+    from kprpe_gait.eval.submission import nearest_labels, write_challenge_csv, write_grew_csv
+
+    rng = np.random.default_rng(8)
+    num_gallery, num_probes = 30, 6
+    gallery_labels = [f"{i:05d}" for i in rng.integers(1, 15, num_gallery)]
+    data = {  # GREW layout: gallery types 01 / 02, probe type 03 with the video id as view
+        "embeddings": _features(9, num_gallery + num_probes),
+        "labels": gallery_labels + ["probe"] * num_probes,
+        "types": ["01", "02"] * (num_gallery // 2) + ["03"] * num_probes,
+        "views": ["000"] * num_gallery + [f"{rng.integers(1 << 60):x}" for _ in range(num_probes)],
+    }
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(opengait.evaluator, "get_msg_mgr", _log_only)
+    opengait.evaluator.GREW_submission(dict(data), "GREW")
+    (theirs,) = (tmp_path / "GREW_result").iterdir()
+    probe, gallery = data["embeddings"][num_gallery:], data["embeddings"][:num_gallery]
+    dist = pairwise_distance(probe, gallery)
+    ours = write_grew_csv(tmp_path / "ours.csv", data["views"][num_gallery:], gallery_labels, dist)
+    assert ours.read_bytes() == theirs.read_bytes()
+
+    # HID: probes are labelled "probe" and named by their view; prediction = nearest gallery label
+    opengait.evaluator.HID_submission(dict(data), "HID", rerank=False)
+    (theirs_hid,) = (tmp_path / "HID_result").iterdir()
+    predicted = nearest_labels(dist, gallery_labels)
+    ours_hid = write_challenge_csv(tmp_path / "ours_hid.csv", data["views"][num_gallery:], predicted)
+    assert ours_hid.read_bytes() == theirs_hid.read_bytes()
