@@ -106,6 +106,11 @@ def launch(
         from .cpu import enable_cpu_mode
 
         enable_cpu_mode()  # before OpenGait binds any torch name
+    else:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise RuntimeError("OpenGait needs a CUDA device (nccl, .cuda()) and none is available: add --cpu")
     single_process_env()
     runtime.activate(root)
     os.chdir(root)

@@ -25,6 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from kprpe_gait.eval import evaluate_gait3d
+
 from .runtime import import_opengait
 
 __all__ = [
@@ -54,8 +56,6 @@ def register() -> dict[str, list[str]]:
         setattr(registries.models, name, getattr(models, name))
     for name in TRANSFORM_NAMES:
         setattr(registries.transform, name, getattr(transforms, name))
-    # OpenGait passes the evaluator_cfg keys this signature names (getfullargspec honours __signature__)
-    evaluate_Gait3D_KPRPE.__signature__ = _evaluator_signature()  # type: ignore[attr-defined]
     setattr(registries.evaluator, EVALUATOR_NAME, evaluate_Gait3D_KPRPE)
     return {"models": list(MODEL_NAMES), "transforms": list(TRANSFORM_NAMES), "evaluators": [EVALUATOR_NAME]}
 
@@ -68,8 +68,6 @@ def evaluate_Gait3D_KPRPE(*args: Any, results_file: str | None = None, **kwargs:
     OpenGait passes the ``evaluator_cfg`` keys this function's signature names (``metric``,
     ``partition``, ``results_file``).
     """
-    from kprpe_gait.eval import evaluate_gait3d
-
     results = evaluate_gait3d(*args, **kwargs)
     logging.getLogger("opengait").info(", ".join(f"{k}: {_plain(v)}" for k, v in results.items()))
     if results_file is not None:
@@ -78,13 +76,15 @@ def evaluate_Gait3D_KPRPE(*args: Any, results_file: str | None = None, **kwargs:
 
 
 def _evaluator_signature() -> inspect.Signature:
-    from kprpe_gait.eval import evaluate_gait3d
-
     # positional-or-keyword: OpenGait reads getfullargspec(...).args, which omits keyword-only names
     params = list(inspect.signature(evaluate_gait3d).parameters.values())
     cut = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
     extra = inspect.Parameter("results_file", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
     return inspect.Signature([*params[:cut], extra, *params[cut:]])
+
+
+# OpenGait passes the evaluator_cfg keys this signature names (getfullargspec honours __signature__)
+evaluate_Gait3D_KPRPE.__signature__ = _evaluator_signature()  # type: ignore[attr-defined]
 
 
 def _plain(value: Any) -> Any:

@@ -64,3 +64,11 @@ def test_kprpe_gait_cli_dispatches_launch(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="is not an OpenGait clone"):
         main(["launch", "--opengait-root", str(tmp_path), "--", "--cfgs", "c.yaml", "--phase", "train"])
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message shown without a GPU")
+def test_launch_without_gpu_asks_for_cpu_mode(tmp_path):
+    (tmp_path / "opengait").mkdir()
+    (tmp_path / "opengait" / "main.py").write_text("")
+    with pytest.raises(RuntimeError, match="add --cpu"):
+        launcher.launch(tmp_path, ["--cfgs", "x.yaml"])
