@@ -101,7 +101,7 @@ def format_pose_line(joints: np.ndarray, lead: tuple[float, float] = (0, 0)) -> 
     joints = np.asarray(joints, dtype=np.float64)
     if joints.shape != (NUM_JOINTS, 3):
         raise ValueError(f"joints must be ({NUM_JOINTS}, 3), got {joints.shape}")
-    parts = [f"{int(round(lead[0]))}", f"{int(round(lead[1]))}"]
+    parts = [f"{round(lead[0])}", f"{round(lead[1])}"]
     parts += [f"{v:.4f}" for v in joints.reshape(-1)]
     return ",".join(parts) + "\n"
 
@@ -158,7 +158,9 @@ def check_sequence_arrays(sils: np.ndarray, joints: np.ndarray, where: str = "se
         ValueError: wrong dtype/shape, different frame counts or NaN joints; the message names ``where``.
     """
     if sils.dtype != np.uint8 or sils.ndim != 3 or sils.shape[1:] != (SIL_SIZE, SIL_SIZE):
-        raise ValueError(f"{where}: silhouettes must be (T, {SIL_SIZE}, {SIL_SIZE}) uint8, got {sils.shape} {sils.dtype}")
+        raise ValueError(
+            f"{where}: silhouettes must be (T, {SIL_SIZE}, {SIL_SIZE}) uint8, got {sils.shape} {sils.dtype}"
+        )
     if joints.dtype != np.float32 or joints.shape[1:] != (NUM_JOINTS, 3) or joints.ndim != 3:
         raise ValueError(f"{where}: joints must be (T, {NUM_JOINTS}, 3) float32, got {joints.shape} {joints.dtype}")
     if len(sils) != len(joints):

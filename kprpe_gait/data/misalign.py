@@ -57,11 +57,16 @@ def _log_uniform(rng: np.random.Generator, spread: float, n: int | None = None) 
     return np.exp(rng.uniform(-np.log1p(spread), np.log1p(spread), n))
 
 
-def sample_misalignment(rng: np.random.Generator, num_frames: int, cfg: MisalignConfig, size: int = SIL_SIZE) -> np.ndarray:
+def sample_misalignment(
+    rng: np.random.Generator, num_frames: int, cfg: MisalignConfig, size: int = SIL_SIZE
+) -> np.ndarray:
     """Per-frame ``(T, 3, 3)`` matrices acting on ``(x, y, 1)`` in the ``size x size`` frame."""
     center = (size / 2, size / 2)
     base = similarity(
-        float(_log_uniform(rng, cfg.scale)), rng.uniform(-cfg.rotate, cfg.rotate), tuple(rng.uniform(-cfg.shift, cfg.shift, 2)), center
+        float(_log_uniform(rng, cfg.scale)),
+        rng.uniform(-cfg.rotate, cfg.rotate),
+        tuple(rng.uniform(-cfg.shift, cfg.shift, 2)),
+        center,
     )
     scales = _log_uniform(rng, cfg.jitter_scale, num_frames)
     angles = rng.uniform(-cfg.jitter_rotate, cfg.jitter_rotate, num_frames)

@@ -26,9 +26,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from tqdm import tqdm
@@ -119,8 +119,10 @@ class PretreatSummary:
     def format(self, max_listed: int = 10) -> str:
         """A human-readable multi-line summary."""
         lines = [
-            f"sequences: {self.sequences} ({self.written} written, {self.skipped} already complete, "
-            f"{len(self.empty)} empty and not written)",
+            (
+                f"sequences: {self.sequences} ({self.written} written, {self.skipped} already complete, "
+                f"{len(self.empty)} empty and not written)"
+            ),
             f"frames kept: {self.frames_kept}; dropped: {sum(self.dropped.values())}"
             + "".join(f"\n  {reason}: {n}" for reason, n in sorted(self.dropped.items())),
         ]

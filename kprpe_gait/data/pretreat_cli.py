@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     src.add_argument("--poses", type=Path, help="Gait3D's 2D_Poses folder")
     parser.add_argument("--out", type=Path, required=True, help="output root (an OpenGait dataset_root)")
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="processes (default: %(default)s)")
+    parser.add_argument(
+        "--workers", type=int, default=min(4, os.cpu_count() or 1), help="processes (default: %(default)s)"
+    )
     parser.add_argument(
         "--pose-offset",
         type=float,

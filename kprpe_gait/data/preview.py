@@ -46,7 +46,8 @@ def sequence_row(raw_root: Path, key: tuple[str, str, str], frames: int) -> Imag
     """One row: ``frames`` raw crops with their pose, then the same frames after the crop; ``None`` if
     the sequence has fewer usable frames."""
     pairs, _ = pair_frames(
-        sorted(raw_root.joinpath(SIL_DIR_NAME, *key).glob("*.png")), sorted(raw_root.joinpath(POSE_DIR_NAME, *key).glob("*.txt"))
+        sorted(raw_root.joinpath(SIL_DIR_NAME, *key).glob("*.png")),
+        sorted(raw_root.joinpath(POSE_DIR_NAME, *key).glob("*.txt")),
     )
     raw_tiles, crop_tiles = [], []
     for index in np.linspace(0, len(pairs) - 1, min(len(pairs), frames * 2)).round().astype(int):
@@ -72,11 +73,15 @@ def sequence_row(raw_root: Path, key: tuple[str, str, str], frames: int) -> Imag
             x += 12  # gap between the raw and the cropped half
         row.paste(tile, (x, label_h))
         x += tile.width + 4
-    ImageDraw.Draw(row).text((2, 1), "/".join(key) + "   raw person crop + pose  |  64x64 pretreated + replayed joints", fill=(230, 230, 230))
+    ImageDraw.Draw(row).text(
+        (2, 1), "/".join(key) + "   raw person crop + pose  |  64x64 pretreated + replayed joints", fill=(230, 230, 230)
+    )
     return row
 
 
-def contact_sheet(raw_root: str | Path, keys: list[tuple[str, str, str]], max_rows: int = 6, frames: int = 5) -> np.ndarray:
+def contact_sheet(
+    raw_root: str | Path, keys: list[tuple[str, str, str]], max_rows: int = 6, frames: int = 5
+) -> np.ndarray:
     """``(H, W, 3)`` uint8 sheet of up to ``max_rows`` of the sequences ``keys`` (skipping short ones).
 
     Raises:

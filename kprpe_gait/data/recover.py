@@ -196,7 +196,9 @@ def estimate_crops(
         return None
     scale = _running_median(_fill_nan(scale), min(smooth, len(scale)) | 1)
     ty = _fill_nan(np.array([_vertical_offset(j, s, min_conf, size) for j, s in zip(raw_joints, scale)]))
-    tx = _fill_nan(np.array([_horizontal_offset(sil, j, s, t, min_conf) for sil, j, s, t in zip(sils, raw_joints, scale, ty)]))
+    tx = _fill_nan(
+        np.array([_horizontal_offset(sil, j, s, t, min_conf) for sil, j, s, t in zip(sils, raw_joints, scale, ty)])
+    )
     if not (np.isfinite(ty).all() and np.isfinite(tx).all()):
         return None
     blur = _gaussian_matrix(size, REFINE_SIGMA)

@@ -201,7 +201,11 @@ def shapes_bbox(shapes: list[Shape]) -> tuple[float, float, float, float]:
 
 
 def rasterize(
-    shapes: list[Shape], width: int, height: int, offset: tuple[float, float] = (0.0, 0.0), supersample: int = SUPERSAMPLE
+    shapes: list[Shape],
+    width: int,
+    height: int,
+    offset: tuple[float, float] = (0.0, 0.0),
+    supersample: int = SUPERSAMPLE,
 ) -> np.ndarray:
     """Draw the union of ``shapes`` (shifted by ``-offset``) into a ``(height, width)`` 0/255 silhouette."""
     k = supersample

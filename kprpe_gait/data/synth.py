@@ -46,8 +46,8 @@ from . import walker as W
 from .formats import NUM_JOINTS, PARTITION_KEYS, probe_key
 from .io import atomic_save_png, atomic_write_bytes, format_pose_line, load_sequence, sequence_complete, write_sequence
 from .misalign import MisalignConfig, misalign_sequence
-from .preview import contact_sheet
 from .pretreat import POSE_DIR_NAME, SIL_DIR_NAME, pretreat_gait3d, run_tasks
+from .preview import contact_sheet
 from .render import Outfit, Projector, body_shapes, rasterize, shapes_bbox
 
 GENERATOR_VERSION = 1
@@ -114,14 +114,21 @@ class SynthConfig:
             bad(f"person_height must be an increasing range from >= 32 px, got {self.person_height}")
         if not 0 <= self.pose_noise[0] <= self.pose_noise[1]:
             bad(f"pose_noise must be an increasing range >= 0, got {self.pose_noise}")
-        for name in ("joint_missing_prob", "joint_outlier_prob", "limb_swap_prob", "sil_drop_prob", "pose_drop_prob", "sil_broken_prob"):
+        for name in (
+            "joint_missing_prob",
+            "joint_outlier_prob",
+            "limb_swap_prob",
+            "sil_drop_prob",
+            "pose_drop_prob",
+            "sil_broken_prob",
+        ):
             if not 0 <= getattr(self, name) <= 0.5:
                 bad(f"{name} must be in [0, 0.5], got {getattr(self, name)}")
         if self.fps <= 0 or self.num_cameras < 1:
             bad(f"fps must be > 0 and num_cameras >= 1, got {self.fps}, {self.num_cameras}")
 
     @classmethod
-    def preset(cls, name: str, **overrides) -> "SynthConfig":
+    def preset(cls, name: str, **overrides) -> SynthConfig:
         """A named size (:data:`PRESETS`) with some fields overridden."""
         if name not in PRESETS:
             raise ValueError(f"unknown SynthGait size {name!r}; choose from {', '.join(PRESETS)}")
@@ -133,7 +140,7 @@ class SynthConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict) -> "SynthConfig":
+    def from_dict(cls, data: dict) -> SynthConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
@@ -150,10 +157,38 @@ class SynthConfig:
 
 #: named sizes; ``tiny`` runs in seconds (tests), ``small`` feeds ``kprpe-gait demo``
 PRESETS: dict[str, dict] = {
-    "tiny": dict(num_ids=8, num_train_ids=4, seqs_per_id=3, min_frames=20, max_frames=26, person_height=(64, 90)),
-    "small": dict(num_ids=80, num_train_ids=50, seqs_per_id=5, min_frames=20, max_frames=60, person_height=(72, 140)),
-    "medium": dict(num_ids=300, num_train_ids=200, seqs_per_id=6, min_frames=20, max_frames=100, person_height=(80, 180)),
-    "large": dict(num_ids=4000, num_train_ids=3000, seqs_per_id=6, min_frames=20, max_frames=100, person_height=(80, 200)),
+    "tiny": {
+        "num_ids": 8,
+        "num_train_ids": 4,
+        "seqs_per_id": 3,
+        "min_frames": 20,
+        "max_frames": 26,
+        "person_height": (64, 90),
+    },
+    "small": {
+        "num_ids": 80,
+        "num_train_ids": 50,
+        "seqs_per_id": 5,
+        "min_frames": 20,
+        "max_frames": 60,
+        "person_height": (72, 140),
+    },
+    "medium": {
+        "num_ids": 300,
+        "num_train_ids": 200,
+        "seqs_per_id": 6,
+        "min_frames": 20,
+        "max_frames": 100,
+        "person_height": (80, 180),
+    },
+    "large": {
+        "num_ids": 4000,
+        "num_train_ids": 3000,
+        "seqs_per_id": 6,
+        "min_frames": 20,
+        "max_frames": 100,
+        "person_height": (80, 200),
+    },
 }
 
 
@@ -283,7 +318,9 @@ class RawFrame:
     origin: tuple[int, int]
 
 
-def render_frame(body: W.Body, gait: W.Gait, params: SeqParams, index: int, fps: float, rng: np.random.Generator) -> RawFrame:
+def render_frame(
+    body: W.Body, gait: W.Gait, params: SeqParams, index: int, fps: float, rng: np.random.Generator
+) -> RawFrame:
     """Render frame ``index`` of a sequence into a detector-like person crop."""
     t = index / fps
     pose = W.pose_3d(body, gait, t, params.phase0)
@@ -310,7 +347,14 @@ _JOINT_NOISE = np.array([1.0] * 5 + [1.0, 1.0, 1.3, 1.3, 1.7, 1.7, 1.1, 1.1, 1.3
 _LEG_SWAP = ((13, 14), (15, 16))
 
 
-def estimate_pose(exact: np.ndarray, image_size: tuple[int, int], scale: float, params: SeqParams, cfg: SynthConfig, rng: np.random.Generator) -> np.ndarray:
+def estimate_pose(
+    exact: np.ndarray,
+    image_size: tuple[int, int],
+    scale: float,
+    params: SeqParams,
+    cfg: SynthConfig,
+    rng: np.random.Generator,
+) -> np.ndarray:
     """A pose estimator's view of the exact joints.
 
     Args:
@@ -375,7 +419,13 @@ def render_sequence(task: _RenderTask) -> dict:
     # raw files are written directly: the data set is complete only once synthgait.json exists
     sil_dir.mkdir(parents=True, exist_ok=True)
     pose_dir.mkdir(parents=True, exist_ok=True)
-    counts = {"frames": params.num_frames, "silhouette_missing": 0, "pose_missing": 0, "both_missing": 0, "silhouette_broken": 0}
+    counts = {
+        "frames": params.num_frames,
+        "silhouette_missing": 0,
+        "pose_missing": 0,
+        "both_missing": 0,
+        "silhouette_broken": 0,
+    }
     for index in range(params.num_frames):
         frame = render_frame(body, gait, params, index, cfg.fps, rng)
         height, width = frame.image.shape
@@ -455,7 +505,9 @@ def _check_out_dir(out_dir: Path, cfg: SynthConfig) -> dict | None:
     return None
 
 
-def generate(out_dir: str | os.PathLike, config: SynthConfig | None = None, *, workers: int = 1, progress: bool = True) -> dict:
+def generate(
+    out_dir: str | os.PathLike, config: SynthConfig | None = None, *, workers: int = 1, progress: bool = True
+) -> dict:
     """Generate SynthGait into ``out_dir`` (see the module docstring for the layout).
 
     ``out_dir`` must be absent or empty; if it already holds a complete data set with the same settings
@@ -475,15 +527,18 @@ def generate(out_dir: str | os.PathLike, config: SynthConfig | None = None, *, w
     specs = plan_sequences(cfg)
 
     render_counts = {"frames": 0, "silhouette_missing": 0, "pose_missing": 0, "both_missing": 0, "silhouette_broken": 0}
-    for counts in run_tasks([_RenderTask(cfg, s, raw) for s in specs], render_sequence, workers, "synth: render", progress):
+    for counts in run_tasks(
+        [_RenderTask(cfg, s, raw) for s in specs], render_sequence, workers, "synth: render", progress
+    ):
         for k, v in counts.items():
             render_counts[k] += v
 
     pre = pretreat_gait3d(raw / SIL_DIR_NAME, raw / POSE_DIR_NAME, pkl, workers=workers, progress=progress)
 
-    train, test = split_identities(cfg)
-    test_set = set(test)
-    mis_tasks = [_MisalignTask(cfg, s, pkl.joinpath(*s.key), mis.joinpath(*s.key)) for s in specs if s.identity in test_set]
+    test_set = set(split_identities(cfg)[1])
+    mis_tasks = [
+        _MisalignTask(cfg, s, pkl.joinpath(*s.key), mis.joinpath(*s.key)) for s in specs if s.identity in test_set
+    ]
     misaligned = sum(run_tasks(mis_tasks, misalign_task, workers, "synth: misalign", progress))
 
     partition = make_partition(cfg, specs, pkl)
@@ -503,4 +558,3 @@ def generate(out_dir: str | os.PathLike, config: SynthConfig | None = None, *, w
     }
     atomic_write_bytes(out_dir / SETTINGS_NAME, (json.dumps(summary, indent=2) + "\n").encode())
     return summary
-

@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seqs-per-id", type=int, help="sequences per identity")
     parser.add_argument("--min-frames", type=int, help="shortest sequence (frames rendered)")
     parser.add_argument("--max-frames", type=int, help="longest sequence")
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="processes (default: %(default)s)")
+    parser.add_argument(
+        "--workers", type=int, default=min(4, os.cpu_count() or 1), help="processes (default: %(default)s)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     mis = parser.add_argument_group("misalignment of pkl-misaligned/ (defaults in kprpe_gait.data.misalign)")
     defaults = MisalignConfig()
@@ -48,8 +50,15 @@ def build_config(args: argparse.Namespace):
     if args.ids is not None:
         base["num_ids"] = args.ids
         if args.train_ids is None:  # keep the preset's train share
-            base["num_train_ids"] = max(1, min(args.ids - 1, round(args.ids * base["num_train_ids"] / PRESETS[args.size]["num_ids"])))
-    for arg, key in (("train_ids", "num_train_ids"), ("seqs_per_id", "seqs_per_id"), ("min_frames", "min_frames"), ("max_frames", "max_frames")):
+            base["num_train_ids"] = max(
+                1, min(args.ids - 1, round(args.ids * base["num_train_ids"] / PRESETS[args.size]["num_ids"]))
+            )
+    for arg, key in (
+        ("train_ids", "num_train_ids"),
+        ("seqs_per_id", "seqs_per_id"),
+        ("min_frames", "min_frames"),
+        ("max_frames", "max_frames"),
+    ):
         if getattr(args, arg) is not None:
             base[key] = getattr(args, arg)
     if args.min_frames is not None and args.max_frames is None:
@@ -72,10 +81,13 @@ def run(args: argparse.Namespace) -> int:
     pre = summary["pretreat"]
     print(
         f"SynthGait '{args.size}' (seed {cfg.seed}) in {args.out}: {summary['sequences']} sequences, "
-        f"{summary['raw']['frames']} frames rendered, {pre['written']} pretreated sequences / {pre['frames_kept']} frames, "
+        f"{summary['raw']['frames']} frames rendered, "
+        f"{pre['written']} pretreated sequences / {pre['frames_kept']} frames, "
         f"{summary['misaligned_sequences']} misaligned test sequences"
     )
     print("partition: " + json.dumps(summary["partition"]))
-    print(f"frames dropped by the pretreatment: {json.dumps(pre['frames_dropped'])}; empty sequences: {len(pre['empty'])}")
+    print(
+        f"frames dropped by the pretreatment: {json.dumps(pre['frames_dropped'])}; empty sequences: {len(pre['empty'])}"
+    )
     print(f"look at {Path(args.out) / 'preview.png'}")
     return 0

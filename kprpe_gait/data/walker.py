@@ -212,7 +212,10 @@ def pose_3d(body: Body, gait: Gait, t: float, phase0: float) -> Pose3D:
     shoulder_twist = -0.7 * pelvis_twist
     pelvis = np.array([0.0, gait.sway * np.sin(cyc), 0.0])
     pts[PELVIS] = pelvis
-    for side, hip_idx, p, amp in ((1, L_HIP, p_left, gait.hip_amp), (-1, R_HIP, p_right, gait.hip_amp * (1 + gait.asym))):
+    for side, hip_idx, p, amp in (
+        (1, L_HIP, p_left, gait.hip_amp),
+        (-1, R_HIP, p_right, gait.hip_amp * (1 + gait.asym)),
+    ):
         hip = pelvis + _rot_z(np.array([0.0, side * body.hip_w, 0.0]), pelvis_twist)
         knee, ankle, heel, toe = _leg(body, gait, p, amp)
         turn = side * gait.toe_out

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from _gait_data_helpers import TINY
+from PIL import Image
 
 from kprpe_gait.data.io import format_pose_line
 from kprpe_gait.data.synth import generate
-
 
 RawWriter = Callable[..., None]
 
@@ -25,7 +23,13 @@ def write_raw(tmp_path: Path) -> RawWriter:
     stem (default ``human_crop_f<frame>``, unpadded)."""
     root = tmp_path / "Gait3D"
 
-    def write(key: tuple[str, str, str], frame: int, sil: np.ndarray | None = None, pose: np.ndarray | None = None, name: str | None = None) -> None:
+    def write(
+        key: tuple[str, str, str],
+        frame: int,
+        sil: np.ndarray | None = None,
+        pose: np.ndarray | None = None,
+        name: str | None = None,
+    ) -> None:
         stem = name or f"human_crop_f{frame}"
         if sil is not None:
             path = root.joinpath("2D_Silhouettes", *key, f"{stem}.png")

@@ -59,7 +59,9 @@ def test_similarity_and_crop_error_geometry() -> None:
     np.testing.assert_allclose(m @ [32, 32, 1], [33, 32, 1])
     np.testing.assert_allclose(m @ [33, 32, 1], [33, 34, 1])  # +x turns to +y (clockwise on screen)
     rng = np.random.default_rng(3)
-    cfg = MisalignConfig(scale=0, rotate=0, shift=0, jitter_scale=0, jitter_rotate=0, jitter_shift=0, crop_prob=1.0, crop_max=0.2)
+    cfg = MisalignConfig(
+        scale=0, rotate=0, shift=0, jitter_scale=0, jitter_rotate=0, jitter_shift=0, crop_prob=1.0, crop_max=0.2
+    )
     mats = sample_misalignment(rng, 50, cfg)
     for m in mats:
         top, bottom = m @ [32, 0, 1], m @ [32, 64, 1]
@@ -86,4 +88,9 @@ def test_config_validation() -> None:
     with pytest.raises(ValueError, match="crop_max < 1"):
         MisalignConfig(crop_max=1.0)
     with pytest.raises(ValueError, match="3 silhouette frames but 2 joint frames"):
-        misalign_sequence(np.zeros((3, 64, 64), np.uint8), np.zeros((2, 17, 3), np.float32), np.random.default_rng(0), MisalignConfig())
+        misalign_sequence(
+            np.zeros((3, 64, 64), np.uint8),
+            np.zeros((2, 17, 3), np.float32),
+            np.random.default_rng(0),
+            MisalignConfig(),
+        )

@@ -140,7 +140,9 @@ def test_parallel_run_writes_the_same_bytes(write_raw, tmp_path: Path) -> None:
     run(write_raw.root, tmp_path / "b", workers=2)
     for key in keys:
         for name in (SIL_PKL_NAME, JOINT_PKL_NAME):
-            assert (tmp_path / "a").joinpath(*key, name).read_bytes() == (tmp_path / "b").joinpath(*key, name).read_bytes()
+            assert (tmp_path / "a").joinpath(*key, name).read_bytes() == (tmp_path / "b").joinpath(
+                *key, name
+            ).read_bytes()
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,7 +219,13 @@ def test_cli_runs_and_reports(write_raw, tmp_path: Path, capsys: pytest.CaptureF
     assert main(argv) == 0
     assert "3 already complete" in capsys.readouterr().out
     # same data through --sils/--poses
-    argv2 = ["pretreat-gait3d", "--sils", str(write_raw.root / "2D_Silhouettes"), "--poses", str(write_raw.root / "2D_Poses")]
+    argv2 = [
+        "pretreat-gait3d",
+        "--sils",
+        str(write_raw.root / "2D_Silhouettes"),
+        "--poses",
+        str(write_raw.root / "2D_Poses"),
+    ]
     assert main(argv2 + ["--out", str(tmp_path / "out2"), "--quiet", "--workers", "1"]) == 0
     capsys.readouterr()
 

@@ -23,7 +23,8 @@ def opengait_pickle_set(synth: Path, out: Path, limit: int | None = None) -> tup
     raw = synth / "raw"
     for key in list_sequence_folders(synth / "pkl")[:limit]:
         seq = pretreat_frames(
-            sorted(raw.joinpath("2D_Silhouettes", *key).glob("*.png")), sorted(raw.joinpath("2D_Poses", *key).glob("*.txt"))
+            sorted(raw.joinpath("2D_Silhouettes", *key).glob("*.png")),
+            sorted(raw.joinpath("2D_Poses", *key).glob("*.txt")),
         )
         names = [f"human_crop_f{n:05d}" for n in seq.frames]
         order = np.argsort(names, kind="stable")  # OpenGait pickles frames in string order of names
@@ -60,7 +61,15 @@ def test_string_order_pairing_and_count_mismatch(write_raw, tmp_path: Path) -> N
     for i, n in enumerate((9999, 10000, 10001)):
         sil = np.zeros((120, 60), np.uint8)
         sil[10 : 60 + 15 * i, 20:40] = 255
-        joints = {1: (30.0, 13.0), 2: (30.0, 13.0), 5: (25, 20), 6: (35, 20), 11: (26, 40), 12: (34, 40), 15: (30.0, 57 + 15 * i)}
+        joints = {
+            1: (30.0, 13.0),
+            2: (30.0, 13.0),
+            5: (25, 20),
+            6: (35, 20),
+            11: (26, 40),
+            12: (34, 40),
+            15: (30.0, 57 + 15 * i),
+        }
         write_raw(key, n, sil, pose_at(joints, conf=0.5 + 0.1 * i))  # the confidence tells the frames apart
     pretreat_gait3d(write_raw.root / "2D_Silhouettes", write_raw.root / "2D_Poses", tmp_path / "truth", progress=False)
     true_sils, true_joints = load_sequence((tmp_path / "truth").joinpath(*key))
@@ -75,7 +84,9 @@ def test_string_order_pairing_and_count_mismatch(write_raw, tmp_path: Path) -> N
     np.testing.assert_array_equal(joints[..., 2], true_joints[..., 2])  # ... paired with the right poses
 
     write_raw(key, 10002, None, pose_at({0: (1, 1)}))  # one more pose than pickled frames
-    summary = convert_opengait_pickles(tmp_path / "sils", write_raw.root / "2D_Poses", tmp_path / "out2", progress=False)
+    summary = convert_opengait_pickles(
+        tmp_path / "sils", write_raw.root / "2D_Poses", tmp_path / "out2", progress=False
+    )
     assert summary.written == 0 and summary.empty == [key] and summary.dropped == {"count_mismatch": 3}
 
 
@@ -97,6 +108,14 @@ def test_bad_pickle_inputs(tmp_path: Path, capsys: pytest.CaptureFixture) -> Non
 
 def test_cli_from_pickles(tiny_synth: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     sils_root, poses_root = opengait_pickle_set(tiny_synth, tmp_path, limit=3)
-    argv = ["pretreat-gait3d", "--from-pickles", str(sils_root), "--poses", str(poses_root), "--out", str(tmp_path / "o")]
+    argv = [
+        "pretreat-gait3d",
+        "--from-pickles",
+        str(sils_root),
+        "--poses",
+        str(poses_root),
+        "--out",
+        str(tmp_path / "o"),
+    ]
     assert main(argv + ["--workers", "2", "--quiet"]) == 0
     assert "3 written" in capsys.readouterr().out

@@ -32,7 +32,11 @@ def test_layout_and_formats(tiny_synth: Path) -> None:
     assert raw_sils and raw_poses
     for path in raw_sils[:50] + raw_poses[:50]:
         ident, cam_video, seq = path.parts[-4:-1]
-        assert re.fullmatch(r"\d{4}", ident) and re.fullmatch(r"camid\d+_videoid[1-3]", cam_video) and re.fullmatch(r"seq\d+", seq)
+        assert (
+            re.fullmatch(r"\d{4}", ident)
+            and re.fullmatch(r"camid\d+_videoid[1-3]", cam_video)
+            and re.fullmatch(r"seq\d+", seq)
+        )
         assert re.fullmatch(r"human_crop_f\d{5}\.(png|txt)", path.name)
     img = np.asarray(Image.open(raw_sils[0]))
     assert img.dtype == np.uint8 and img.ndim == 2 and set(np.unique(img)) <= {0, 255}
@@ -168,7 +172,9 @@ def test_identity_not_tied_to_view() -> None:
 def test_walker_basics() -> None:
     rng = np.random.default_rng(0)
     body, gait = W.sample_body(rng), W.sample_gait(rng)
-    standing = W.Gait(**{**gait.__dict__, "hip_amp": 0.0, "knee_swing": 0.0, "knee_stance": 0.0, "hip_offset": 0.0, "toe_off": 0.0})
+    standing = W.Gait(
+        **{**gait.__dict__, "hip_amp": 0.0, "knee_swing": 0.0, "knee_stance": 0.0, "hip_offset": 0.0, "toe_off": 0.0}
+    )
     pose = W.pose_3d(body, standing, 0.0, 0.0).points
     top = pose[W.HEAD, 2] + 1.15 * body.head_r
     assert 0.93 < top <= 1.02  # stature ~1 when (nearly) standing
@@ -209,7 +215,10 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     stored = json.loads((out / "synthgait.json").read_text())
     assert stored["config"]["num_ids"] == 4 and stored["config"]["num_train_ids"] == 2
     assert stored["config"]["misalign"]["rotate"] == 3.0
-    assert main(["synth", "--out", str(tmp_path / "x"), "--size", "tiny", "--ids", "4", "--train-ids", "4", "--quiet"]) == 1
+    assert (
+        main(["synth", "--out", str(tmp_path / "x"), "--size", "tiny", "--ids", "4", "--train-ids", "4", "--quiet"])
+        == 1
+    )
     assert "num_train_ids" in capsys.readouterr().err
     assert main(["synth", "--out", str(tmp_path / "y"), "--size", "tiny", "--mis-crop-max", "1.5", "--quiet"]) == 1
     assert "crop_max < 1" in capsys.readouterr().err
