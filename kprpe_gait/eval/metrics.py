@@ -225,9 +225,10 @@ def evaluate_retrieval(
 
     Raises:
         ValueError: bad shapes or values, or no probe has a true match in the gallery.
+        TypeError: ``ranks`` is a single number.
     """
     if isinstance(ranks, (int, np.integer)):
-        raise ValueError(f"ranks must be a sequence of positive integers, got {ranks!r}")
+        raise TypeError(f"ranks must be a sequence of positive integers, got {ranks!r}")
     scores = retrieval_scores(dist, probe_labels, gallery_labels)
     valid = scores.valid
     if not valid.any():

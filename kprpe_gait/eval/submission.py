@@ -33,6 +33,7 @@ __all__ = [
     "CHALLENGE_HEADER",
     "CHALLENGE_MEMBER",
     "GREW_TOP_K",
+    "atomic_target",
     "grew_header",
     "nearest_labels",
     "read_challenge_csv",
@@ -53,8 +54,14 @@ _FORBIDDEN = (",", '"', "\n", "\r")
 
 
 @contextlib.contextmanager
-def _atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path in ``path``'s folder; on success it replaces ``path``, else it is removed."""
+def atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder; on success it replaces ``path``, else it is removed.
+
+    ::
+
+        with atomic_target("out/metrics.json") as tmp:
+            tmp.write_text(text)   # out/metrics.json appears complete, or not at all
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -92,7 +99,7 @@ def _check_dist(dist: Any, num_probes: int | None = None, num_gallery: int | Non
 def _field(value: Any, what: str) -> str:
     text = str(value)
     if not text or any(c in text for c in _FORBIDDEN):
-        raise ValueError(f"{what} {text!r} cannot be written to a CSV submission (empty, or holds , \" or a line break)")
+        raise ValueError(f'{what} {text!r} cannot be written to a CSV submission (empty, or holds , " or a line break)')
     return text
 
 
@@ -162,7 +169,7 @@ def write_grew_csv(
     for video, row in zip(ids, ranked):
         lines.append(",".join([video, *(_grew_label(label, label_format) for label in row)]))
     path = Path(path)
-    with _atomic_target(path) as tmp:
+    with atomic_target(path) as tmp:
         tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
@@ -207,7 +214,7 @@ def write_challenge_csv(
     if suffix not in (".csv", ".zip"):
         raise ValueError(f"challenge submissions are .csv or .zip files, got {path}")
     text = _challenge_text(probe_video_ids, predicted_labels)
-    with _atomic_target(path) as tmp:
+    with atomic_target(path) as tmp:
         if suffix == ".csv":
             tmp.write_text(text, encoding="utf-8")
         else:
@@ -280,9 +287,9 @@ def write_distance_npz(
     }
     if probe_labels is not None:
         arrays["probe_labels"] = _strings(probe_labels, "probe_labels", d.shape[0])
-    with _atomic_target(path) as tmp:
-        with open(tmp, "wb") as f:  # a file object: numpy would append .npz to the temporary name
-            np.savez_compressed(f, **arrays)
+    # a file object: given a name, numpy would append .npz to the temporary one
+    with atomic_target(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
     return path
 
 

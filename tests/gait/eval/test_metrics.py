@@ -105,12 +105,16 @@ def test_many_probes_are_ranked_in_chunks_like_one_block():
         (np.array([[np.nan, 0, 0, 0], [0, 0, 0, 0]]), PROBES, GALLERY, (1,), "finite"),
         (DIST[0], PROBES, GALLERY, (1,), "matrix"),
         (DIST, PROBES, GALLERY, (0,), "positive integers"),
-        (DIST, PROBES, GALLERY, 5, "sequence of positive integers"),
     ],
 )
 def test_retrieval_rejects_bad_input(dist, probes, gallery, ranks, message):
     with pytest.raises(ValueError, match=message):
         evaluate_retrieval(dist, probes, gallery, ranks=ranks)
+
+
+def test_ranks_must_be_a_sequence():
+    with pytest.raises(TypeError, match="sequence of positive integers"):
+        evaluate_retrieval(DIST, PROBES, GALLERY, ranks=5)
 
 
 def test_euclidean_distance_by_hand_is_not_squared():
@@ -141,7 +145,9 @@ def test_distance_matches_a_direct_per_part_computation():
     np.testing.assert_allclose(pairwise_distance(x, y, "cos"), direct_cos, rtol=1e-10, atol=1e-12)
     assert pairwise_distance(x, y).dtype == np.float64
     # (N, c) is one part
-    np.testing.assert_allclose(pairwise_distance(x[:, :, 0], y[:, :, 0]), np.linalg.norm(x[:, None, :, 0] - y[None, :, :, 0], axis=2))
+    np.testing.assert_allclose(
+        pairwise_distance(x[:, :, 0], y[:, :, 0]), np.linalg.norm(x[:, None, :, 0] - y[None, :, :, 0], axis=2)
+    )
 
 
 def test_euclidean_distance_of_identical_embeddings_is_zero_not_nan():
