@@ -43,8 +43,8 @@ def draw_pose(gray: np.ndarray, joints: np.ndarray, height: int = TILE, min_conf
 
 
 def sequence_row(raw_root: Path, key: tuple[str, str, str], frames: int) -> Image.Image | None:
-    """One row: ``frames`` raw crops with their pose, then the same frames after the crop; ``None`` if
-    the sequence has fewer usable frames."""
+    """One row: up to ``frames`` raw crops with their pose, then the same frames after the crop; ``None``
+    if the sequence has no usable frame."""
     pairs, _ = pair_frames(
         sorted(raw_root.joinpath(SIL_DIR_NAME, *key).glob("*.png")),
         sorted(raw_root.joinpath(POSE_DIR_NAME, *key).glob("*.txt")),
@@ -62,14 +62,14 @@ def sequence_row(raw_root: Path, key: tuple[str, str, str], frames: int) -> Imag
         crop_tiles.append(draw_pose(result.image, replay_on_joints(pose, result.geometry)))
         if len(raw_tiles) == frames:
             break
-    if len(raw_tiles) < frames:
+    if not raw_tiles:
         return None
     tiles = raw_tiles + crop_tiles
     label_h = 14
     row = Image.new("RGB", (sum(t.width for t in tiles) + 4 * len(tiles) + 12, TILE + label_h), (20, 20, 20))
     x = 0
     for i, tile in enumerate(tiles):
-        if i == frames:
+        if i == len(raw_tiles):
             x += 12  # gap between the raw and the cropped half
         row.paste(tile, (x, label_h))
         x += tile.width + 4
@@ -82,10 +82,10 @@ def sequence_row(raw_root: Path, key: tuple[str, str, str], frames: int) -> Imag
 def contact_sheet(
     raw_root: str | Path, keys: list[tuple[str, str, str]], max_rows: int = 6, frames: int = 5
 ) -> np.ndarray:
-    """``(H, W, 3)`` uint8 sheet of up to ``max_rows`` of the sequences ``keys`` (skipping short ones).
+    """``(H, W, 3)`` uint8 sheet of up to ``max_rows`` of the sequences ``keys`` (skipping empty ones).
 
     Raises:
-        ValueError: no sequence had enough frames to show.
+        ValueError: no sequence has a usable frame.
     """
     rows = []
     for key in keys:
@@ -95,7 +95,7 @@ def contact_sheet(
         if len(rows) == max_rows:
             break
     if not rows:
-        raise ValueError(f"no sequence among {len(keys)} has {frames} usable frames for the preview")
+        raise ValueError(f"none of the {len(keys)} sequences has a usable frame for the preview")
     sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height + 6 for r in rows)), (0, 0, 0))
     y = 0
     for row in rows:

@@ -222,3 +222,10 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert "num_train_ids" in capsys.readouterr().err
     assert main(["synth", "--out", str(tmp_path / "y"), "--size", "tiny", "--mis-crop-max", "1.5", "--quiet"]) == 1
     assert "crop_max < 1" in capsys.readouterr().err
+
+
+def test_short_sequences_still_get_a_preview(tmp_path: Path) -> None:
+    cfg = SynthConfig.preset("tiny", num_ids=2, num_train_ids=1, seqs_per_id=1, min_frames=2, max_frames=3, seed=5)
+    generate(tmp_path / "short", cfg, progress=False)
+    sheet = np.asarray(Image.open(tmp_path / "short" / "preview.png"))
+    assert sheet.ndim == 3 and sheet.shape[2] == 3 and sheet.shape[0] >= 128
