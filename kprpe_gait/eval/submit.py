@@ -219,6 +219,8 @@ def submit(
     formats = tuple(formats)
     if not formats or any(f not in FORMATS for f in formats):
         raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {formats}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"top_k (--top-k) must be a positive integer, got {top_k!r}")
     cut = _eval_cut(evaluator_cfg) if cut is None else cut
     max_frames = int(_section(evaluator_cfg, "sampler").get("frames_all_limit", 720))
     test_ids, probe_set = _read_test_partition(partition_path)
@@ -243,7 +245,10 @@ def submit(
     out = Path(out)
     written: dict[str, list[Path]] = {}
     metrics = None
-    if np.isin(probe_labels, gallery_labels).any():
+    matched = np.isin(probe_labels, gallery_labels)
+    if matched.any():
+        if not matched.all():
+            print(f"{int((~matched).sum())} probes have no gallery sequence of their identity: left out of the metrics")
         metrics = evaluate_retrieval(dist, probe_labels, gallery_labels)
         print("  ".join(f"{name} {value:.2f}" for name, value in metrics.items()))
         with atomic_target(out / "metrics.json") as tmp:

@@ -149,6 +149,7 @@ def test_submit_errors(fixture_dir, tmp_path, capsys):
     assert "TEST_SET identities have no folder" in _error(capsys, with_("--partition", str(unknown_id)))
     assert "no dataset folder" in _error(capsys, with_("--data", str(tmp_path / "nowhere")))
     assert "--formats takes" in _error(capsys, args + ["--formats", "grew,pdf"])
+    assert "--top-k" in _error(capsys, args + ["--top-k", "0"])
     assert not (tmp_path / "out").exists()  # nothing written by a failed run
 
 
@@ -161,3 +162,19 @@ def test_checkpoint_that_does_not_fit_is_reported(fixture_dir, tmp_path, capsys)
     args = _args(fixture_dir, tmp_path / "out")
     args[args.index("--config") + 1] = str(other)
     assert "does not fit this network" in _error(capsys, args)
+
+
+def test_submit_reports_probes_left_out_of_the_metrics(fixture_dir, tmp_path, capsys):
+    # all three sequences of 0010 are probes (no gallery match), the other ids keep one probe each
+    partition = tmp_path / "p.json"
+    probes = [f"0010-{t}-seq0" for t in TYPES] + PROBES[1:]
+    partition.write_text(json.dumps({"TEST_SET": TEST_IDS, "PROBE_SET": probes}))
+    args = _args(fixture_dir, tmp_path / "out")
+    args[args.index("--partition") + 1] = str(partition)
+    assert main(args + ["--formats", "npz"]) == 0
+    assert "3 probes have no gallery sequence of their identity" in capsys.readouterr().out
+    npz = read_distance_npz(tmp_path / "out" / "distances.npz")
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    keep = [i for i, label in enumerate(npz["probe_labels"]) if label != "0010"]
+    reference = evaluate_retrieval(npz["dist"][keep], np.array(npz["probe_labels"])[keep], npz["gallery_labels"])
+    assert {k: metrics[k] for k in reference} == pytest.approx(reference)
