@@ -53,7 +53,7 @@ class TrainConfig:
     Attributes:
         dataset_root: OpenGait pickle root (``<id>/<type>/<view>/``).
         partition: partition JSON; ``TRAIN_SET`` identities are trained on.
-        out_dir: checkpoints, TensorBoard logs.
+        out_dir: checkpoints (``out_dir/checkpoints``) and TensorBoard logs (``out_dir/tb`` unless ``log_dir``).
         model: keyword arguments of :class:`~kprpe_gait.nets.SwinGait2D` except ``num_classes``.
         iterations: total training iterations.
         batch_size: ``(P identities, K sequences)``.
@@ -68,6 +68,7 @@ class TrainConfig:
         device: ``"cpu"``, ``"cuda"``, ...
         amp: bfloat16 autocast (CUDA).
         threads: ``torch.set_num_threads`` for CPU runs (``0``: leave as is).
+        log_dir: TensorBoard folder (``None``: ``out_dir/tb``).
     """
 
     dataset_root: str
@@ -94,6 +95,7 @@ class TrainConfig:
     device: str = "cpu"
     amp: bool = False
     threads: int = 0
+    log_dir: str | None = None
 
     def __post_init__(self) -> None:
         self.batch_size = tuple(int(v) for v in self.batch_size)  # type: ignore[assignment]
@@ -183,7 +185,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved, current = dict(state["config"]), self.config.to_dict()
-        ignore = {"iterations", "out_dir", "log_every", "save_every", "threads", "device"}  # may change on resume
+        ignore = {"iterations", "out_dir", "log_dir", "log_every", "save_every", "threads", "device"}  # may change on resume
         differs = sorted(k for k in current if k not in ignore and saved.get(k) != current[k])
         if differs:
             raise ValueError(f"cannot resume: the checkpoint was trained with other settings for {differs}")
@@ -233,13 +235,18 @@ class Trainer:
         self.iteration += 1
         return {"loss": loss.item(), **info_t, **info_s, "lr": self.optimizer.param_groups[0]["lr"]}
 
-    def _log(self, scalars: dict[str, float]) -> None:
+    def _open_writer(self):
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.out_dir / "tb"), purge_step=self.iteration or None)
+            log_dir = self.config.log_dir or self.out_dir / "tb"
+            self._writer = SummaryWriter(str(log_dir), purge_step=self.iteration + 1 if self.iteration else None)  # drop steps logged after the checkpoint
+        return self._writer
+
+    def _log(self, scalars: dict[str, float]) -> None:
+        writer = self._open_writer()
         for key, value in scalars.items():
-            self._writer.add_scalar(key if "/" in key else f"train/{key}", value, self.iteration)
+            writer.add_scalar(key if "/" in key else f"train/{key}", value, self.iteration)
         self.history.append({"iteration": self.iteration, **scalars})
 
     def train(self) -> SwinGait2D:
@@ -266,6 +273,13 @@ class Trainer:
             if self._writer is not None:
                 self._writer.flush()
         return self.net.eval()
+
+    def log_scalars(self, scalars: dict[str, float], step: int | None = None) -> None:
+        """Write extra scalars (e.g. test metrics) to this run's TensorBoard log."""
+        writer = self._open_writer()
+        for key, value in scalars.items():
+            writer.add_scalar(key, value, self.iteration if step is None else step)
+        writer.flush()
 
     def close(self) -> None:
         if self._writer is not None:

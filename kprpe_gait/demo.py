@@ -1,0 +1,317 @@
+"""``kprpe-gait demo``: SynthGait -> SwinGait-2D with and without KP-RPE -> aligned / misaligned results.
+
+::
+
+    kprpe-gait demo                         # about ten minutes on a 2-core CPU
+    kprpe-gait demo --quick                 # the same pipeline in well under a minute (a smoke test)
+    kprpe-gait demo --opengait-root R       # the same through OpenGait's main.py (the plugin)
+
+Steps (everything under ``--out``, default ``runs/demo``):
+
+1. SynthGait (:func:`kprpe_gait.data.synth.generate`) into ``OUT/synthgait-<size>`` (reused when it is
+   already there): ``pkl/`` (aligned), ``pkl-misaligned/`` (the test sequences after a random
+   similarity, per-frame jitter and crop errors, joints moved with the silhouettes), ``partition.json``.
+2. Train SwinGait-2D (Swin's window bias) and SwinGait-2D + KP-RPE with :class:`kprpe_gait.train.Trainer`
+   on the aligned ``TRAIN_SET``, same data order, budget and recipe (OpenGait's SwinGait semantics:
+   P x K batches, ordered frames, joint-aware augmentation, triplet + CE, AdamW, SGDR). Checkpoints go
+   to ``OUT/runs/<model>/``, TensorBoard logs to ``OUT/tb/<model>/``. A second run resumes / reuses them.
+3. Test both on the aligned and the misaligned test split with Gait3D's protocol (``PROBE_SET``
+   probes against every other test sequence, :func:`kprpe_gait.eval.evaluate_gait3d`).
+4. Print a markdown table, write ``OUT/results.json`` and ``OUT/results.png``.
+
+The demo's network is a narrow SwinGait-2D (:data:`DEMO_MODEL`): the architecture of the full model
+(conv stem 1 + 4 BasicBlocks, 15x10 tokens, 4 + 2 Swin blocks with 3x5 shifted windows, Linear between
+the stages, 15 horizontal bins, separate FCs and BNNecks) with 8x fewer channels, so that both models
+train on a CPU in minutes. ``configs/gait3d/`` holds the full-size paper recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["DEMO_MODEL", "MODELS", "PRESETS", "DemoPreset", "format_table", "plot_results", "run_demo"]
+
+#: narrow SwinGait-2D of the demo (full size: channels (64, 128), embed_dim 256, heads (16, 32), out 256)
+DEMO_MODEL: dict[str, Any] = {
+    "channels": (8, 16),
+    "layers": (1, 4, 4, 2),
+    "embed_dim": 32,
+    "num_heads": (2, 4),
+    "out_channels": 32,
+    "drop_path_rate": 0.1,
+}
+#: short name -> (display name, rel_pos)
+MODELS: dict[str, tuple[str, str]] = {"swin": ("SwinGait-2D", "swin"), "kprpe": ("SwinGait-2D + KP-RPE", "kprpe")}
+SPLITS: dict[str, str] = {"aligned": "pkl", "misaligned": "pkl-misaligned"}
+METRICS = ("Rank-1", "Rank-5", "mAP", "mINP")
+_PREFIX = "scalar/test_accuracy/"
+
+
+@dataclass(frozen=True)
+class DemoPreset:
+    """Everything the demo decides; both models get exactly the same settings except ``rel_pos``."""
+
+    size: str = "small"
+    model: dict[str, Any] = field(default_factory=lambda: dict(DEMO_MODEL))
+    iterations: int = 300
+    batch_size: tuple[int, int] = (8, 2)
+    frames: int = 10
+    frames_skip: int = 4
+    lr: float = 1e-3
+    sgdr_cycle: int = 300
+    cut: int = 10
+    augment: dict[str, Any] = field(default_factory=lambda: {"perspective_prob": 0.2, "flip_prob": 0.2, "rotate_prob": 0.2})
+    eval_frames: int = 60
+    log_every: int = 10
+
+
+PRESETS: dict[str, DemoPreset] = {
+    "default": DemoPreset(),
+    "quick": DemoPreset(
+        size="tiny",
+        model={"channels": (4, 8), "layers": (1, 1, 2, 2), "embed_dim": 8, "num_heads": (2, 2), "out_channels": 8,
+               "drop_path_rate": 0.0},  # fmt: skip
+        iterations=3,
+        batch_size=(2, 2),
+        frames=4,
+        sgdr_cycle=3,
+        eval_frames=8,
+        log_every=1,
+    ),
+}
+
+
+# ------------------------------------------------------------------------------------------- running
+def _train_config(preset: DemoPreset, model: str, data_dir: Path, out_dir: Path, seed: int, threads: int):
+    from kprpe_gait.train import TrainConfig
+
+    return TrainConfig(
+        dataset_root=str(data_dir / "pkl"),
+        partition=str(data_dir / "partition.json"),
+        out_dir=str(out_dir / "runs" / model),
+        log_dir=str(out_dir / "tb" / model),
+        model={**preset.model, "rel_pos": MODELS[model][1]},
+        iterations=preset.iterations,
+        batch_size=preset.batch_size,
+        frames=preset.frames,
+        frames_skip=preset.frames_skip,
+        lr=preset.lr,
+        sgdr_cycle=preset.sgdr_cycle,
+        augment=dict(preset.augment),
+        cut=preset.cut,
+        log_every=preset.log_every,
+        save_every=max(preset.iterations // 3, 1),
+        seed=seed,
+        threads=threads,
+    )
+
+
+def _evaluate(net, data_dir: Path, split: str, preset: DemoPreset, progress: bool) -> dict[str, float]:
+    from kprpe_gait.eval import evaluate_gait3d
+    from kprpe_gait.train import extract_features
+
+    partition = data_dir / "partition.json"
+    features = extract_features(
+        net, data_dir / SPLITS[split], partition=partition, max_frames=preset.eval_frames, batch_frames=720,
+        cut=preset.cut, progress=progress,
+    )  # fmt: skip
+    metrics = evaluate_gait3d(features, "SynthGait", partition=partition)
+    return {key.removeprefix(_PREFIX): float(value) for key, value in metrics.items()}
+
+
+def run_demo(
+    out_dir: str | os.PathLike[str] = "runs/demo",
+    preset: DemoPreset | str = "default",
+    seed: int = 0,
+    data_dir: str | os.PathLike[str] | None = None,
+    threads: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate SynthGait, train and test both models with the compact trainer (module docstring).
+
+    Args:
+        out_dir: where data (unless ``data_dir``), checkpoints, logs and results go.
+        preset: a :data:`PRESETS` name or a :class:`DemoPreset`.
+        seed: seeds SynthGait and both training runs (the same seed for both models).
+        data_dir: an existing SynthGait folder to use instead of generating one.
+        threads: ``torch.set_num_threads`` (``0``: PyTorch's default).
+        progress: tqdm bars.
+
+    Returns:
+        the summary written to ``out_dir/results.json`` (see :func:`format_table` for its shape).
+    """
+    from kprpe_gait.data.synth import SynthConfig, generate
+    from kprpe_gait.train import Trainer
+
+    preset = PRESETS[preset] if isinstance(preset, str) else preset
+    out_dir = Path(out_dir)
+    data_dir = Path(data_dir) if data_dir is not None else out_dir / f"synthgait-{preset.size}"
+    start = time.perf_counter()
+    generate(data_dir, SynthConfig.preset(preset.size, seed=seed), workers=min(4, os.cpu_count() or 1), progress=progress)
+    timings: dict[str, float] = {"synthgait_s": time.perf_counter() - start}
+
+    summary: dict[str, Any] = {
+        "runner": "compact", "device": "cpu", "seed": seed, "data_dir": str(data_dir), "iters": preset.iterations,
+        "preset": _jsonable(asdict(preset)), "results": {}, "checkpoints": {}, "train": {}, "timings": timings,
+    }  # fmt: skip
+    for model in MODELS:
+        trainer = Trainer(_train_config(preset, model, data_dir, out_dir, seed, threads), progress=progress)
+        start = time.perf_counter()
+        done_before = trainer.iteration
+        net = trainer.train()
+        seconds = time.perf_counter() - start
+        timings[f"train_{model}_s"] = seconds
+        steps = trainer.iteration - done_before
+        frames = preset.batch_size[0] * preset.batch_size[1] * preset.frames
+        summary["train"][model] = {
+            "iterations": trainer.iteration,
+            "final_loss": trainer.history[-1]["loss"] if trainer.history else None,
+            "frames_per_s": frames * steps / seconds if steps else None,
+            "parameters": sum(p.numel() for p in net.parameters()),
+        }
+        summary["checkpoints"][model] = str(trainer.checkpoint_dir / f"iter-{trainer.iteration:05d}.pt")
+        start = time.perf_counter()
+        for split in SPLITS:
+            metrics = _evaluate(net, data_dir, split, preset, progress)
+            summary["results"].setdefault(model, {})[split] = metrics
+            trainer.log_scalars({f"test/{split}/{k}": v for k, v in metrics.items()})
+        timings[f"test_{model}_s"] = time.perf_counter() - start
+        trainer.close()
+    timings["total_s"] = sum(timings.values())
+    write_results(summary, out_dir)
+    return summary
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+# ------------------------------------------------------------------------------------------- reporting
+def format_table(summary: dict[str, Any]) -> str:
+    """Markdown table: one row per model, ``metric (aligned) / metric (misaligned)`` columns, in percent.
+
+    ``summary["results"]`` is ``{model: {split: {"Rank-1": ..., "Rank-5": ..., "mAP": ..., "mINP": ...}}}``
+    (both runners produce it).
+    """
+    splits = [s for s in SPLITS if any(s in r for r in summary["results"].values())]
+    header = ["model"] + [f"{m} {s}" for s in splits for m in METRICS]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for model, results in summary["results"].items():
+        name = MODELS[model][0] if model in MODELS else model
+        cells = [f"{results[s][m]:.2f}" if s in results and m in results[s] else "-" for s in splits for m in METRICS]
+        lines.append("| " + " | ".join([name] + cells) + " |")
+    return "\n".join(lines)
+
+
+def plot_results(summary: dict[str, Any], path: str | os.PathLike[str]) -> Path:
+    """Bar chart (one panel per metric; aligned / misaligned bars per model), written atomically as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    models = list(summary["results"])
+    splits = list(SPLITS)
+    fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.4), sharey=True)
+    width = 0.8 / len(models)
+    for ax, metric in zip(axes, METRICS):
+        for i, model in enumerate(models):
+            values = [summary["results"][model].get(s, {}).get(metric, float("nan")) for s in splits]
+            xs = [j + (i - (len(models) - 1) / 2) * width for j in range(len(splits))]
+            bars = ax.bar(xs, values, width, label=MODELS[model][0] if model in MODELS else model)
+            ax.bar_label(bars, fmt="%.1f", fontsize=7)
+        ax.set_xticks(range(len(splits)), splits)
+        ax.set_title(metric)
+        ax.set_ylim(0, 105)
+    axes[0].set_ylabel("%")
+    axes[0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(f"SynthGait test, {summary.get('runner', '')} runner, {summary.get('iters', '?')} iterations", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=120)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return path
+
+
+def write_results(summary: dict[str, Any], out_dir: str | os.PathLike[str]) -> None:
+    """``out_dir/results.json`` and ``out_dir/results.png``, both written atomically."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".results.json.", suffix=".tmp", dir=out_dir)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(summary, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, out_dir / "results.json")
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    plot_results(summary, out_dir / "results.png")
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="runs/demo", help="output folder (data, checkpoints, logs, results)")
+    parser.add_argument("--size", default=None, help="SynthGait size (tiny, small, medium, large); default: small")
+    parser.add_argument("--data", default=None, help="use this SynthGait folder instead of generating one")
+    parser.add_argument("--iters", type=int, default=None, help="training iterations per model (default 300)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of SynthGait and of both training runs")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default)")
+    parser.add_argument("--quick", action="store_true", help="tiny data, tiny model, 3 iterations: a smoke test")
+    parser.add_argument("--opengait-root", default=None, help="run through OpenGait's main.py from this clone")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    preset = PRESETS["quick" if args.quick else "default"]
+    if args.size is not None:
+        preset = replace(preset, size=args.size)
+    if args.iters is not None:
+        if args.iters < 1:
+            raise SystemExit(f"--iters must be >= 1, got {args.iters}")
+        preset = replace(preset, iterations=args.iters, sgdr_cycle=args.iters)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    progress = not args.no_progress
+    out_dir = Path(args.out)
+    if args.opengait_root is not None:
+        summary = _run_opengait(args, preset, out_dir, progress)
+    else:
+        summary = run_demo(out_dir, preset, args.seed, args.data, args.threads, progress)
+    print(format_table(summary))
+    print(f"\nresults: {out_dir / 'results.json'}, plot: {out_dir / 'results.png'}, TensorBoard: {out_dir / 'tb'}")
+    return 0
+
+
+def _run_opengait(args: argparse.Namespace, preset: DemoPreset, out_dir: Path, progress: bool) -> dict[str, Any]:
+    from kprpe_gait.data.synth import SynthConfig, generate
+    from kprpe_gait.opengait.demo import run_opengait_demo
+
+    data_dir = Path(args.data) if args.data is not None else out_dir / f"synthgait-{preset.size}"
+    generate(data_dir, SynthConfig.preset(preset.size, seed=args.seed), workers=min(4, os.cpu_count() or 1), progress=progress)
+    summary = run_opengait_demo(data_dir, out_dir / "opengait", args.opengait_root, iters=preset.iterations,
+                                batch=preset.batch_size, frames=preset.frames, progress=progress)  # fmt: skip
+    write_results(summary, out_dir)
+    return summary
