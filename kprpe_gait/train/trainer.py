@@ -188,7 +188,10 @@ class Trainer:
         ignore = {"iterations", "out_dir", "log_dir", "log_every", "save_every", "threads", "device"}  # may change on resume
         differs = sorted(k for k in current if k not in ignore and saved.get(k) != current[k])
         if differs:
-            raise ValueError(f"cannot resume: the checkpoint was trained with other settings for {differs}")
+            raise ValueError(
+                f"cannot resume from {self.checkpoint_dir}: its checkpoints were trained with other settings for "
+                f"{differs}; use another out_dir or remove those checkpoints"
+            )
         if list(state["label_set"]) != self.dataset.label_set:
             raise ValueError("cannot resume: the training identities differ from the checkpoint's")
         self.net.load_state_dict(state["model"])

@@ -1,0 +1,74 @@
+import json
+
+import pytest
+import torch
+
+from kprpe_gait import cli, demo
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_quick_demo_end_to_end_and_rerun_reuses_everything(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert cli.main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "| SwinGait-2D |" in printed and "| SwinGait-2D + KP-RPE |" in printed and "mAP misaligned" in printed
+    summary = json.loads((out / "results.json").read_text())
+    assert set(summary["results"]) == {"swin", "kprpe"}
+    for results in summary["results"].values():
+        assert set(results) == {"aligned", "misaligned"}
+        for metrics in results.values():
+            assert set(demo.METRICS) <= set(metrics) and all(0 <= metrics[m] <= 100 for m in demo.METRICS)
+    assert summary["train"]["kprpe"]["iterations"] == demo.PRESETS["quick"].iterations
+    assert (out / "results.png").stat().st_size > 10_000
+    for model in ("swin", "kprpe"):
+        assert any((out / "tb" / model).glob("events.out.tfevents*"))
+        assert (out / "runs" / model / "checkpoints" / "iter-00003.pt").is_file()
+    assert (out / "synthgait-tiny" / "pkl-misaligned").is_dir()
+
+    # a second run finds the data and the finished checkpoints: no training, same numbers
+    assert cli.main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["results"] == summary["results"]
+    assert again["train"]["swin"]["frames_per_s"] is None  # nothing left to train
+
+
+def test_format_table_layout():
+    summary = {"results": {
+        "swin": {"aligned": {"Rank-1": 50.0, "Rank-5": 75.0, "mAP": 40.123, "mINP": 30.0},
+                 "misaligned": {"Rank-1": 25.0, "Rank-5": 50.0, "mAP": 20.0, "mINP": 10.0}},
+        "kprpe": {"aligned": {"Rank-1": 60.0, "Rank-5": 80.0, "mAP": 45.0, "mINP": 35.0}},
+    }}  # fmt: skip
+    lines = demo.format_table(summary).splitlines()
+    assert lines[0].startswith("| model | Rank-1 aligned | Rank-5 aligned | mAP aligned | mINP aligned | Rank-1 misaligned")
+    assert lines[2] == "| SwinGait-2D | 50.00 | 75.00 | 40.12 | 30.00 | 25.00 | 50.00 | 20.00 | 10.00 |"
+    assert lines[3] == "| SwinGait-2D + KP-RPE | 60.00 | 80.00 | 45.00 | 35.00 | - | - | - | - |"
+
+
+def test_opengait_root_delegates_to_the_plugin(tmp_path, monkeypatch, capsys):
+    from kprpe_gait.opengait import demo as og_demo
+
+    calls = {}
+
+    def fake_run(data_dir, out_dir, opengait_root, iters, **kwargs):
+        calls.update(data_dir=data_dir, root=opengait_root, iters=iters, **kwargs)
+        metrics = {"Rank-1": 10.0, "Rank-5": 20.0, "Rank-10": 30.0, "mAP": 15.0, "mINP": 5.0}
+        return {"runner": "opengait", "iters": iters, "results": {m: {"aligned": metrics, "misaligned": metrics} for m in ("swin", "kprpe")}}
+
+    monkeypatch.setattr(og_demo, "run_opengait_demo", fake_run)
+    out = tmp_path / "og"
+    assert cli.main(["demo", "--quick", "--out", str(out), "--iters", "7", "--opengait-root", "/clone", "--no-progress"]) == 0
+    assert calls["root"] == "/clone" and calls["iters"] == 7 and (calls["data_dir"] / "partition.json").is_file()
+    assert json.loads((out / "results.json").read_text())["runner"] == "opengait"
+    assert (out / "results.png").is_file() and "| SwinGait-2D | 10.00" in capsys.readouterr().out
+
+
+def test_bad_arguments():
+    with pytest.raises(SystemExit, match="--iters must be >= 1"):
+        cli.main(["demo", "--quick", "--iters", "0"])
