@@ -41,7 +41,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn as nn
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 __all__ = ["PATCHED", "cpu_mode_enabled", "disable_cpu_mode", "enable_cpu_mode", "is_cuda_device"]

@@ -70,7 +70,7 @@ def _write_config(
 def _run(command: list[str], log: Path, env: dict[str, str]) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as f:
-        proc = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, env=env, text=True)
+        proc = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, env=env, text=True, check=False)
     if proc.returncode != 0:
         tail = "".join(log.read_text().splitlines(keepends=True)[-40:])
         raise RuntimeError(f"OpenGait run failed (exit {proc.returncode}); log {log}, last lines:\n{tail}")

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.optim as optim
+from torch import optim
 
 try:
     from modeling.base_model import BaseModel
@@ -55,6 +55,14 @@ def _ensure_transform_registered() -> None:
 
     if getattr(opengait_transforms, SilJointTransform.__name__, None) is not SilJointTransform:
         setattr(opengait_transforms, SilJointTransform.__name__, SilJointTransform)
+
+
+def _lookup(module: Any, name: Any, base: type, key: str) -> type:
+    """The subclass of ``base`` called ``name`` in ``module``; ``ValueError`` naming ``key`` otherwise."""
+    found = getattr(module, str(name), None)
+    if isinstance(found, type) and issubclass(found, base):
+        return found
+    raise ValueError(f"{key} {name!r} is not a {base.__name__} of {module.__name__}")
 
 
 class SwinGait2D(BaseModel):
@@ -94,9 +102,7 @@ class SwinGait2D(BaseModel):
         self.msg_mgr.log_info(optimizer_cfg)
         cfg = dict(optimizer_cfg)
         solver = cfg.pop("solver", None)
-        Optimizer = getattr(optim, str(solver), None)
-        if not (isinstance(Optimizer, type) and issubclass(Optimizer, optim.Optimizer)):
-            raise ValueError(f"optimizer_cfg.solver {solver!r} is not an optimizer of torch.optim")
+        Optimizer = _lookup(optim, solver, optim.Optimizer, "optimizer_cfg.solver")
         inherited = load_opengait_defaults().get("optimizer_cfg", {})
         kwargs = check_keys(f"optimizer_cfg ({solver})", cfg, constructor_keys(Optimizer, ("self", "params")), inherited)
         if "lr" not in kwargs:
@@ -114,9 +120,7 @@ class SwinGait2D(BaseModel):
         self.msg_mgr.log_info(scheduler_cfg)
         cfg = dict(scheduler_cfg)
         name = cfg.pop("scheduler", None)
-        Scheduler = getattr(optim.lr_scheduler, str(name), None)
-        if not isinstance(Scheduler, type):
-            raise ValueError(f"scheduler_cfg.scheduler {name!r} is not a scheduler of torch.optim.lr_scheduler")
+        Scheduler = _lookup(optim.lr_scheduler, name, optim.lr_scheduler.LRScheduler, "scheduler_cfg.scheduler")
         inherited = load_opengait_defaults().get("scheduler_cfg", {})
         kwargs = check_keys(f"scheduler_cfg ({name})", cfg, constructor_keys(Scheduler, ("self", "optimizer")), inherited)
         return Scheduler(self.optimizer, **kwargs)

@@ -12,7 +12,8 @@ import json
 import os
 import sys
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def main(root: str, config: str, out: str) -> None:
@@ -48,7 +49,7 @@ def main(root: str, config: str, out: str) -> None:
     def error(key: str, fn: Callable[[], Any]) -> None:
         try:
             fn()
-        except Exception as e:  # recorded for the test to assert on
+        except Exception as e:  # noqa: BLE001  (recorded for the test to assert on)
             results[key] = f"{type(e).__name__}: {e}"
         else:
             results[key] = None

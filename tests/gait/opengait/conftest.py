@@ -13,8 +13,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -95,7 +96,7 @@ def run_python_checked(args: list[str], cwd: Path, timeout: float = 600, **env: 
                    if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}  # fmt: skip
     environment.update(PYTHONUNBUFFERED="1", **env)
     proc = subprocess.run([sys.executable, *args], cwd=cwd, env=environment, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+                          timeout=timeout, check=False)  # fmt: skip
     if proc.returncode != 0:
         pytest.fail(f"{' '.join(args)} exited with {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
