@@ -10,7 +10,8 @@ through ``python -m kprpe_gait.opengait.launcher`` (``--cpu`` when there is no G
 
 OpenGait writes checkpoints and TensorBoard logs under ``R/output/SynthGait/<model>/<save_name>/``
 as for any OpenGait run; ``out_dir`` gets the configs, one log per run, the metrics as JSON and
-``opengait_demo.json`` (the returned dict).
+``opengait_demo.json`` (the returned dict, shaped like :func:`kprpe_gait.demo.run_demo`'s, so
+:func:`kprpe_gait.demo.format_table` prints it).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tqdm import tqdm
 from .registry import write_json_atomic
 from .runtime import resolve_root
 
-__all__ = ["MODELS", "SPLITS", "format_table", "run_opengait_demo"]
+__all__ = ["MODELS", "SPLITS", "run_opengait_demo"]
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "gait3d"
 #: short name -> (OpenGait model class, smoke config)
@@ -172,12 +173,3 @@ def run_opengait_demo(
     write_json_atomic(out_dir / "opengait_demo.json", summary)
     return summary
 
-
-def format_table(summary: dict[str, Any]) -> str:
-    """The demo's results as a small text table (rows: model x split; columns: metrics)."""
-    metrics = ("Rank-1", "Rank-5", "mAP", "mINP")
-    lines = [f"{'model':<8}{'split':<12}" + "".join(f"{m:>9}" for m in metrics)]
-    for model, splits in summary["results"].items():
-        for split, values in splits.items():
-            lines.append(f"{model:<8}{split:<12}" + "".join(f"{values.get(m, float('nan')):>9.2f}" for m in metrics))
-    return "\n".join(lines)
