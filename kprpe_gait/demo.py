@@ -67,9 +67,12 @@ class DemoPreset:
     frames: int = 10
     frames_skip: int = 4
     lr: float = 1e-3
+    stem_lr_scale: float = 1.0  # from scratch (OpenGait's 0.1 assumes a stem and heads trained before)
     sgdr_cycle: int = 300
     cut: int = 10
-    augment: dict[str, Any] = field(default_factory=lambda: {"perspective_prob": 0.2, "flip_prob": 0.2, "rotate_prob": 0.2})
+    augment: dict[str, Any] = field(
+        default_factory=lambda: {"perspective_prob": 0.2, "flip_prob": 0.2, "rotate_prob": 0.2}
+    )
     eval_frames: int = 60
     log_every: int = 10
 
@@ -78,8 +81,14 @@ PRESETS: dict[str, DemoPreset] = {
     "default": DemoPreset(),
     "quick": DemoPreset(
         size="tiny",
-        model={"channels": (4, 8), "layers": (1, 1, 2, 2), "embed_dim": 8, "num_heads": (2, 2), "out_channels": 8,
-               "drop_path_rate": 0.0},  # fmt: skip
+        model={
+            "channels": (4, 8),
+            "layers": (1, 1, 2, 2),
+            "embed_dim": 8,
+            "num_heads": (2, 2),
+            "out_channels": 8,
+            "drop_path_rate": 0.0,
+        },
         iterations=3,
         batch_size=(2, 2),
         frames=4,
@@ -105,6 +114,7 @@ def _train_config(preset: DemoPreset, model: str, data_dir: Path, out_dir: Path,
         frames=preset.frames,
         frames_skip=preset.frames_skip,
         lr=preset.lr,
+        stem_lr_scale=preset.stem_lr_scale,
         sgdr_cycle=preset.sgdr_cycle,
         augment=dict(preset.augment),
         cut=preset.cut,
@@ -156,7 +166,9 @@ def run_demo(
     out_dir = Path(out_dir)
     data_dir = Path(data_dir) if data_dir is not None else out_dir / f"synthgait-{preset.size}"
     start = time.perf_counter()
-    generate(data_dir, SynthConfig.preset(preset.size, seed=seed), workers=min(4, os.cpu_count() or 1), progress=progress)
+    generate(
+        data_dir, SynthConfig.preset(preset.size, seed=seed), workers=min(4, os.cpu_count() or 1), progress=progress
+    )
     timings: dict[str, float] = {"synthgait_s": time.perf_counter() - start}
 
     summary: dict[str, Any] = {
@@ -239,7 +251,9 @@ def plot_results(summary: dict[str, Any], path: str | os.PathLike[str]) -> Path:
         ax.set_ylim(0, 105)
     axes[0].set_ylabel("%")
     axes[0].legend(fontsize=7, loc="lower left")
-    fig.suptitle(f"SynthGait test, {summary.get('runner', '')} runner, {summary.get('iters', '?')} iterations", fontsize=9)
+    fig.suptitle(
+        f"SynthGait test, {summary.get('runner', '')} runner, {summary.get('iters', '?')} iterations", fontsize=9
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -310,7 +324,12 @@ def _run_opengait(args: argparse.Namespace, preset: DemoPreset, out_dir: Path, p
     from kprpe_gait.opengait.demo import run_opengait_demo
 
     data_dir = Path(args.data) if args.data is not None else out_dir / f"synthgait-{preset.size}"
-    generate(data_dir, SynthConfig.preset(preset.size, seed=args.seed), workers=min(4, os.cpu_count() or 1), progress=progress)
+    generate(
+        data_dir,
+        SynthConfig.preset(preset.size, seed=args.seed),
+        workers=min(4, os.cpu_count() or 1),
+        progress=progress,
+    )
     summary = run_opengait_demo(data_dir, out_dir / "opengait", args.opengait_root, iters=preset.iterations,
                                 batch=preset.batch_size, frames=preset.frames, progress=progress)  # fmt: skip
     write_results(summary, out_dir)

@@ -35,8 +35,9 @@ Silhouettes are resampled once, bilinearly, through the composed inverse map (ou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch

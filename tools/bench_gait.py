@@ -26,9 +26,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kprpe_gait.demo import DEMO_MODEL  # noqa: E402
-from kprpe_gait.nets import SwinGait2D  # noqa: E402
-from kprpe_gait.train import CrossEntropyLoss, TripletLoss  # noqa: E402
+from kprpe_gait.demo import DEMO_MODEL
+from kprpe_gait.nets import SwinGait2D
+from kprpe_gait.train import CrossEntropyLoss, TripletLoss
 
 WIDTHS = {"demo": DEMO_MODEL, "full": {}}
 
@@ -43,7 +43,9 @@ def make_step(net: SwinGait2D, batch: tuple[int, int], frames: int, device: torc
     p, k = batch
     gen = torch.Generator().manual_seed(0)
     sils = (torch.rand(p * k, frames, 64, 44, generator=gen) > 0.5).float().to(device)
-    joints = torch.cat([torch.rand(p * k, frames, 17, 2, generator=gen), torch.ones(p * k, frames, 17, 1)], -1).to(device)
+    joints = torch.cat([torch.rand(p * k, frames, 17, 2, generator=gen), torch.ones(p * k, frames, 17, 1)], -1).to(
+        device
+    )
     labels = torch.arange(p).repeat_interleave(k).to(device)
     optimizer = torch.optim.AdamW(net.param_groups(3e-4, 0.02))
     triplet, softmax = TripletLoss(0.2), CrossEntropyLoss(16.0)
@@ -62,7 +64,9 @@ def make_step(net: SwinGait2D, batch: tuple[int, int], frames: int, device: torc
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--width", choices=sorted(WIDTHS), default=None, help="demo (CPU default) or full (CUDA default)")
+    parser.add_argument(
+        "--width", choices=sorted(WIDTHS), default=None, help="demo (CPU default) or full (CUDA default)"
+    )
     parser.add_argument("--batch", type=int, nargs=2, default=None, metavar=("P", "K"), help="CPU 4 2, CUDA 32 4")
     parser.add_argument("--frames", type=int, default=None, help="frames per sequence (CPU 10, CUDA 30)")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per model")
@@ -110,7 +114,11 @@ def main(argv: list[str] | None = None) -> int:
             "frames_per_s": seqs * frames / median,
         }
     reference = rows.get("swin")
-    device_name = torch.cuda.get_device_name(device) if cuda else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
+    device_name = (
+        torch.cuda.get_device_name(device)
+        if cuda
+        else f"{platform.processor() or 'cpu'}, {torch.get_num_threads()} threads"
+    )
     print(f"SwinGait-2D training throughput ({width} width, batch {batch[0]}x{batch[1]}x{frames} frames, 64x44, "
           f"{'bf16 autocast' if args.amp else 'fp32'}, {device_name}, torch {torch.__version__}, "
           f"median of {args.repeats})\n")  # fmt: skip

@@ -16,11 +16,11 @@ from .modules import BasicBlock2D, HorizontalPoolingPyramid, SeparateBNNecks, Se
 from .swingait2d import REL_POS, PatchEmbed2D, SwinGait2D, SwinStage2D, SwinTransformer2D
 
 __all__ = [
+    "MODEL_NAMES",
+    "REL_POS",
     "BasicBlock2D",
     "HorizontalPoolingPyramid",
-    "MODEL_NAMES",
     "PatchEmbed2D",
-    "REL_POS",
     "SeparateBNNecks",
     "SeparateFCs",
     "SwinGait2D",

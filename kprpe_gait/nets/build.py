@@ -57,7 +57,7 @@ _PASSTHROUGH = (
 
 def _check_keys(section: Mapping[str, Any], allowed: set[str], where: str) -> None:
     if not isinstance(section, Mapping):
-        raise ValueError(f"{where} must be a mapping, got {type(section).__name__}")
+        raise TypeError(f"{where} must be a mapping, got {type(section).__name__}")
     unknown = sorted(set(section) - allowed)
     if unknown:
         raise ValueError(f"unknown key(s) {unknown} in {where}; allowed: {sorted(allowed)}")
@@ -85,9 +85,8 @@ def build_from_model_cfg(model_cfg: Mapping[str, Any], num_classes: int | None =
         if name not in MODEL_NAMES:
             raise ValueError(f"model_cfg.model {name!r} is not a SwinGait-2D; expected one of {sorted(MODEL_NAMES)}")
         implied = MODEL_NAMES[name]
-        if implied is not None:
-            if kwargs.setdefault("rel_pos", implied) != implied:
-                raise ValueError(f"model {name!r} implies rel_pos {implied!r} but model_cfg.rel_pos is {kwargs['rel_pos']!r}")
+        if implied is not None and kwargs.setdefault("rel_pos", implied) != implied:
+            raise ValueError(f"model {name!r} implies rel_pos {implied!r} but model_cfg.rel_pos is {kwargs['rel_pos']!r}")
 
     backbone = model_cfg.get("Backbone", {})
     _check_keys(backbone, _BACKBONE_KEYS, "model_cfg.Backbone")
@@ -125,7 +124,9 @@ def checkpoint_filter_fn(checkpoint: Mapping[str, Any]) -> dict[str, torch.Tenso
             state = state[key]
             break
     if not isinstance(state, Mapping) or not state or not all(torch.is_tensor(v) for v in state.values()):
-        raise ValueError("checkpoint holds no state dict: expected tensors, or a 'model' / 'state_dict' entry of tensors")
+        raise ValueError(
+            "checkpoint holds no state dict: expected tensors, or a 'model' / 'state_dict' entry of tensors"
+        )
     state = dict(state)
     stripped = True
     while stripped:

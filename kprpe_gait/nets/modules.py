@@ -11,11 +11,11 @@ Everything is pure PyTorch; shapes follow OpenGait's ``[n, c, p]`` part layout.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 __all__ = [
     "BasicBlock2D",

@@ -38,11 +38,11 @@ weights compute with ``rel_pos="none"``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from kprpe.core import VARIANTS, KeypointRPE, RelPosBias, SwinBlock
 
@@ -206,7 +206,9 @@ class SwinTransformer2D(nn.Module):
         )
         self.stages = nn.ModuleList(
             [
-                SwinStage2D(embed_dim, depths[0], num_heads[0], drop_path=rates[: depths[0]], out_dim=2 * embed_dim, **common),
+                SwinStage2D(
+                    embed_dim, depths[0], num_heads[0], drop_path=rates[: depths[0]], out_dim=2 * embed_dim, **common
+                ),
                 SwinStage2D(2 * embed_dim, depths[1], num_heads[1], drop_path=rates[depths[0] :], **common),
             ]
         )
@@ -358,13 +360,15 @@ class SwinGait2D(nn.Module):
             if isinstance(m, (RelPosBias, KeypointRPE)):
                 m.reset_parameters()
 
-    def param_groups(self, lr: float, weight_decay: float) -> list[dict]:
+    def param_groups(self, lr: float, weight_decay: float, stem_lr_scale: float = 0.1) -> list[dict]:
         """Optimiser groups of OpenGait's SwinGait.
 
         * transformer norms, patch embedding, Swin bias tables and KP-RPE ``W_L`` (which produces the
           tables that replace Swin's bias): ``lr``, no weight decay;
         * the rest of the transformer: ``lr``, ``weight_decay``;
-        * conv stem, SeparateFCs and BNNecks: ``0.1 * lr``, ``weight_decay``.
+        * conv stem, SeparateFCs and BNNecks: ``stem_lr_scale * lr``, ``weight_decay``. OpenGait's 0.1
+          fits its recipe, which starts these layers from a trained DeepGaitV2; training from scratch
+          wants 1.0.
         """
         no_decay: list[nn.Parameter] = []
         no_decay_ids: set[int] = set()
@@ -379,7 +383,7 @@ class SwinGait2D(nn.Module):
         groups = [
             {"params": no_decay, "lr": lr, "weight_decay": 0.0, "name": "transformer_no_decay"},
             {"params": decay, "lr": lr, "weight_decay": weight_decay, "name": "transformer"},
-            {"params": slow, "lr": 0.1 * lr, "weight_decay": weight_decay, "name": "stem_and_heads"},
+            {"params": slow, "lr": stem_lr_scale * lr, "weight_decay": weight_decay, "name": "stem_and_heads"},
         ]
         return [g for g in groups if g["params"]]
 
@@ -409,7 +413,9 @@ class SwinGait2D(nn.Module):
                     f"joints cover {tuple(joints.shape[:2])} (sequences, frames) but sils {(n, s)}: frame counts differ"
                 )
             if joints.shape[2] != self.num_joints:
-                raise ValueError(f"got {joints.shape[2]} joints per frame but the model was built for {self.num_joints}")
+                raise ValueError(
+                    f"got {joints.shape[2]} joints per frame but the model was built for {self.num_joints}"
+                )
         lengths = seq_lengths(seqL, s)
         if lengths is not None and n != 1:
             raise ValueError(f"seqL packs sequences along time and needs n == 1, got n = {n}")

@@ -18,9 +18,9 @@ from .sampling import TripletSampler, sample_ordered_frames
 from .trainer import OPENGAIT_AUGMENT, TrainConfig, Trainer
 
 __all__ = [
+    "OPENGAIT_AUGMENT",
     "CrossEntropyLoss",
     "GaitDataset",
-    "OPENGAIT_AUGMENT",
     "SequenceKey",
     "TrainConfig",
     "Trainer",

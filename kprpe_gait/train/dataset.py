@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -119,7 +119,9 @@ class GaitDataset:
         if sils.ndim != 3 or sils.shape[0] == 0:
             raise ValueError(f"{folder / SIL_PKL_NAME}: expected (T, H, W) silhouettes with T > 0, got {sils.shape}")
         if joints.ndim != 3 or joints.shape[1:] != (self.num_joints, 3):
-            raise ValueError(f"{folder / JOINT_PKL_NAME}: expected (T, {self.num_joints}, 3) joints, got {joints.shape}")
+            raise ValueError(
+                f"{folder / JOINT_PKL_NAME}: expected (T, {self.num_joints}, 3) joints, got {joints.shape}"
+            )
         if joints.shape[0] != sils.shape[0]:
             raise ValueError(
                 f"{folder}: {sils.shape[0]} silhouette frames but {joints.shape[0]} joint frames (mismatched frame counts)"
@@ -129,4 +131,6 @@ class GaitDataset:
         return sils, joints
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(root={str(self.root)!r}, sequences={len(self)}, identities={len(self.label_set)})"
+        return (
+            f"{type(self).__name__}(root={str(self.root)!r}, sequences={len(self)}, identities={len(self.label_set)})"
+        )

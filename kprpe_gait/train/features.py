@@ -8,7 +8,7 @@ frames when it is longer), sequences are packed along time with ``seqL`` into ba
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import torch

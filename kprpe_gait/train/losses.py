@@ -13,8 +13,8 @@ Both return ``(loss, info)`` where ``info`` holds detached scalars for logging.
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 __all__ = ["CrossEntropyLoss", "TripletLoss", "part_distances"]
 
@@ -73,7 +73,9 @@ class CrossEntropyLoss(nn.Module):
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         _check(logits, labels, "logits")
         if labels.min() < 0 or labels.max() >= logits.shape[1]:
-            raise ValueError(f"labels must be class indices in [0, {logits.shape[1]}), got {labels.min()}..{labels.max()}")
+            raise ValueError(
+                f"labels must be class indices in [0, {logits.shape[1]}), got {labels.min()}..{labels.max()}"
+            )
         logits = logits.float()
         target = labels[:, None].expand(-1, logits.shape[2])  # (n, p)
         loss = F.cross_entropy(logits * self.scale, target, label_smoothing=self.label_smoothing)

@@ -14,7 +14,7 @@ identical draws (its ``bit_generator.state`` is a plain dict).
 from __future__ import annotations
 
 import math
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 

@@ -21,7 +21,6 @@ scheduler, every random generator), so an interrupted run ends exactly where an 
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,7 +57,9 @@ class TrainConfig:
         iterations: total training iterations.
         batch_size: ``(P identities, K sequences)``.
         frames, frames_skip: OpenGait's ``frames_num_fixed`` and ``frames_skip_num``.
-        lr, weight_decay: AdamW (stem and heads get ``0.1 * lr``, see ``SwinGait2D.param_groups``).
+        lr, weight_decay: AdamW.
+        stem_lr_scale: learning-rate factor of the conv stem, SeparateFCs and BNNecks (OpenGait's 0.1
+            assumes they start from a trained DeepGaitV2; 1.0 for training from scratch).
         sgdr_cycle, sgdr_mult, min_lr: ``CosineAnnealingWarmRestarts(T_0, T_mult, eta_min)`` in iterations.
         margin, ce_scale, label_smoothing: losses.
         augment: keyword arguments of :class:`~kprpe_gait.transforms.JointAugment` (``{}``: none).
@@ -81,6 +82,7 @@ class TrainConfig:
     frames_skip: int = 4
     lr: float = 3e-4
     weight_decay: float = 0.02
+    stem_lr_scale: float = 0.1
     sgdr_cycle: int = 10000
     sgdr_mult: int = 1
     min_lr: float = 1e-6
@@ -108,7 +110,7 @@ class TrainConfig:
             raise ValueError("model must not set num_classes: it is the number of TRAIN_SET identities")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Strict: an unknown key is an error that names it."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
@@ -151,7 +153,7 @@ class Trainer:
 
         torch.manual_seed(config.seed)
         self.net = SwinGait2D(num_classes=len(self.dataset.label_set), **config.model).to(self.device)
-        self.optimizer = torch.optim.AdamW(self.net.param_groups(config.lr, config.weight_decay))
+        self.optimizer = torch.optim.AdamW(self.net.param_groups(config.lr, config.weight_decay, config.stem_lr_scale))
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
             self.optimizer, T_0=config.sgdr_cycle, T_mult=config.sgdr_mult, eta_min=config.min_lr
         )
@@ -185,7 +187,15 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         saved, current = dict(state["config"]), self.config.to_dict()
-        ignore = {"iterations", "out_dir", "log_dir", "log_every", "save_every", "threads", "device"}  # may change on resume
+        ignore = {
+            "iterations",
+            "out_dir",
+            "log_dir",
+            "log_every",
+            "save_every",
+            "threads",
+            "device",
+        }  # may change on resume
         differs = sorted(k for k in current if k not in ignore and saved.get(k) != current[k])
         if differs:
             raise ValueError(
@@ -243,7 +253,9 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter
 
             log_dir = self.config.log_dir or self.out_dir / "tb"
-            self._writer = SummaryWriter(str(log_dir), purge_step=self.iteration + 1 if self.iteration else None)  # drop steps logged after the checkpoint
+            self._writer = SummaryWriter(
+                str(log_dir), purge_step=self.iteration + 1 if self.iteration else None
+            )  # drop steps logged after the checkpoint
         return self._writer
 
     def _log(self, scalars: dict[str, float]) -> None:

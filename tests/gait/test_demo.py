@@ -46,7 +46,9 @@ def test_format_table_layout():
         "kprpe": {"aligned": {"Rank-1": 60.0, "Rank-5": 80.0, "mAP": 45.0, "mINP": 35.0}},
     }}  # fmt: skip
     lines = demo.format_table(summary).splitlines()
-    assert lines[0].startswith("| model | Rank-1 aligned | Rank-5 aligned | mAP aligned | mINP aligned | Rank-1 misaligned")
+    assert lines[0].startswith(
+        "| model | Rank-1 aligned | Rank-5 aligned | mAP aligned | mINP aligned | Rank-1 misaligned"
+    )
     assert lines[2] == "| SwinGait-2D | 50.00 | 75.00 | 40.12 | 30.00 | 25.00 | 50.00 | 20.00 | 10.00 |"
     assert lines[3] == "| SwinGait-2D + KP-RPE | 60.00 | 80.00 | 45.00 | 35.00 | - | - | - | - |"
 
@@ -59,11 +61,18 @@ def test_opengait_root_delegates_to_the_plugin(tmp_path, monkeypatch, capsys):
     def fake_run(data_dir, out_dir, opengait_root, iters, **kwargs):
         calls.update(data_dir=data_dir, root=opengait_root, iters=iters, **kwargs)
         metrics = {"Rank-1": 10.0, "Rank-5": 20.0, "Rank-10": 30.0, "mAP": 15.0, "mINP": 5.0}
-        return {"runner": "opengait", "iters": iters, "results": {m: {"aligned": metrics, "misaligned": metrics} for m in ("swin", "kprpe")}}
+        return {
+            "runner": "opengait",
+            "iters": iters,
+            "results": {m: {"aligned": metrics, "misaligned": metrics} for m in ("swin", "kprpe")},
+        }
 
     monkeypatch.setattr(og_demo, "run_opengait_demo", fake_run)
     out = tmp_path / "og"
-    assert cli.main(["demo", "--quick", "--out", str(out), "--iters", "7", "--opengait-root", "/clone", "--no-progress"]) == 0
+    assert (
+        cli.main(["demo", "--quick", "--out", str(out), "--iters", "7", "--opengait-root", "/clone", "--no-progress"])
+        == 0
+    )
     assert calls["root"] == "/clone" and calls["iters"] == 7 and (calls["data_dir"] / "partition.json").is_file()
     assert json.loads((out / "results.json").read_text())["runner"] == "opengait"
     assert (out / "results.png").is_file() and "| SwinGait-2D | 10.00" in capsys.readouterr().out

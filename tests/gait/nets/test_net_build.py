@@ -38,7 +38,10 @@ def test_cfg_options_and_num_classes_override():
     "patch, match",
     [
         ({"rel_pos": "kprpe", "lr": 1}, r"unknown key\(s\) \['lr'\] in model_cfg"),
-        ({"Backbone": {"in_channels": 1, "layers": [1, 1, 2, 2], "channel": [8, 16]}}, r"\['channel'\] in model_cfg.Backbone"),
+        (
+            {"Backbone": {"in_channels": 1, "layers": [1, 1, 2, 2], "channel": [8, 16]}},
+            r"\['channel'\] in model_cfg.Backbone",
+        ),
         ({"SeparateBNNecks": {"in_channels": 16, "class_num": 6, "parts_num": 16, "norm": True}}, "SeparateBNNecks"),
         ({"model": "SwinGait"}, "not a SwinGait-2D"),
         ({"model": "SwinGait2DKPRPE", "rel_pos": "swin"}, "implies rel_pos 'kprpe'"),
@@ -53,7 +56,10 @@ def test_cfg_errors_name_the_problem(patch, match):
 
 def test_checkpoint_filter_unwraps_and_strips_prefixes():
     sd = {"a.weight": torch.zeros(1), "b": torch.ones(2)}
-    assert checkpoint_filter_fn({"model": {f"module.net.{k}": v for k, v in sd.items()}, "iteration": 3}).keys() == sd.keys()
+    assert (
+        checkpoint_filter_fn({"model": {f"module.net.{k}": v for k, v in sd.items()}, "iteration": 3}).keys()
+        == sd.keys()
+    )
     assert checkpoint_filter_fn({"state_dict": {f"net.{k}": v for k, v in sd.items()}}).keys() == sd.keys()
     mixed = {"net.a.weight": torch.zeros(1), "b": torch.ones(2)}
     assert checkpoint_filter_fn(mixed).keys() == mixed.keys()  # only strips a prefix every key has

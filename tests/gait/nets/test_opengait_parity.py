@@ -73,7 +73,9 @@ def test_swin_transformer_matches_opengait_swingait_with_frame_windows():
         window_size=[1, 3, 5], downsample=[1, 0], drop_path_rate=0.0, patch_norm=True,
     )  # fmt: skip
     theirs.eval()  # its train() override returns None, so no chaining
-    ours = SwinTransformer2D(channels, 256, (2, 2), (16, 32), grid, (3, 5), 0.0, rel_pos="swin", backend="reference").eval()
+    ours = SwinTransformer2D(
+        channels, 256, (2, 2), (16, 32), grid, (3, 5), 0.0, rel_pos="swin", backend="reference"
+    ).eval()
     mapped = {}
     for key, value in theirs.state_dict().items():
         if key.endswith("relative_position_index"):
