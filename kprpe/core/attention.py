@@ -13,7 +13,9 @@ Backends (all agree with ``reference`` in value and gradient, tested):
   the bucket map, so the dense bias never exists. Compiled on CUDA; on CPU PyTorch only runs it
   eagerly and has no backward, so there it is for inference and tests.
 * ``auto``: ``flex`` on CUDA for sequences of at least 64 tokens (tiny Swin windows lose to dense
-  kernels, see ``benchmarks/RESULTS.md``), otherwise ``sdpa``. :func:`explain_backend` says why.
+  kernels); otherwise ``sdpa``, except when training on CPU, where ``reference`` measured faster
+  forward+backward than ``sdpa``'s math path with a mask (``benchmarks/RESULTS.md``).
+  :func:`explain_backend` says why.
 """
 
 from __future__ import annotations
@@ -174,9 +176,12 @@ def _flex_available() -> bool:
 
 
 def explain_backend(
-    q: torch.Tensor, table: torch.Tensor | None = None, dropout_p: float = 0.0
+    q: torch.Tensor, table: torch.Tensor | None = None, dropout_p: float = 0.0, needs_grad: bool = False
 ) -> tuple[str, list[str]]:
-    """The backend ``auto`` picks for these inputs, and why each faster one was not taken."""
+    """The backend ``auto`` picks for these inputs, and why each faster one was not taken.
+
+    ``needs_grad``: whether a backward pass will follow (``kprpe_attention`` passes it).
+    """
     reasons: list[str] = []
     if q.device.type != "cuda":
         reasons.append(f"flex: not compiled for device {q.device.type!r} (no CPU backward in PyTorch)")
@@ -190,12 +195,17 @@ def explain_backend(
         reasons.append(f"flex: head dim {q.shape[-1]} is not a power of two >= 16")
     else:
         return "flex", reasons
+    if q.device.type == "cpu" and needs_grad:
+        reasons.append("sdpa: its CPU backward with a float mask is slower than reference's (measured)")
+        return "reference", reasons
     return "sdpa", reasons
 
 
-def select_backend(q: torch.Tensor, table: torch.Tensor | None = None, dropout_p: float = 0.0) -> str:
+def select_backend(
+    q: torch.Tensor, table: torch.Tensor | None = None, dropout_p: float = 0.0, needs_grad: bool = False
+) -> str:
     """Name of the backend ``auto`` uses for these inputs (see :func:`explain_backend`)."""
-    name, reasons = explain_backend(q, table, dropout_p)
+    name, reasons = explain_backend(q, table, dropout_p, needs_grad)
     if reasons and logger.isEnabledFor(logging.DEBUG):
         logger.debug("kprpe_attention auto -> %s; %s", name, "; ".join(reasons))
     return name
@@ -233,7 +243,8 @@ def kprpe_attention(
     if scale is None:
         scale = q.shape[-1] ** -0.5
     if backend == "auto":
-        backend = select_backend(q, table, dropout_p)
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, table))
+        backend = select_backend(q, table, dropout_p, needs_grad)
     try:
         fn = BACKENDS[backend]
     except KeyError:

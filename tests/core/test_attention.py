@@ -140,11 +140,13 @@ def test_zero_table_is_plain_attention():
         torch.testing.assert_close(kprpe_attention(q, k, v, torch.zeros_like(table), buckets, backend), expected)
 
 
-def test_auto_picks_sdpa_on_cpu_and_explains_why():
+def test_auto_on_cpu_picks_sdpa_for_inference_reference_for_training_and_explains_why():
     q, k, v, table, buckets = make_inputs(1, 2, 14, 14, 32, dtype=torch.float32)
     assert select_backend(q) == "sdpa"
     name, reasons = explain_backend(q)
     assert name == "sdpa" and any("flex" in r and "cpu" in r for r in reasons)
+    name, reasons = explain_backend(q, needs_grad=True)
+    assert name == "reference" and any(r.startswith("sdpa:") for r in reasons)
     torch.testing.assert_close(
         kprpe_attention(q, k, v, table, buckets), kprpe_attention(q, k, v, table, buckets, "reference"), rtol=1e-4, atol=1e-5
     )
