@@ -62,18 +62,18 @@ class DemoPreset:
 
     size: str = "small"
     model: dict[str, Any] = field(default_factory=lambda: dict(DEMO_MODEL))
-    iterations: int = 300
+    iterations: int = 250
     batch_size: tuple[int, int] = (8, 2)
     frames: int = 10
     frames_skip: int = 4
-    lr: float = 1e-3
+    lr: float = 2e-3
     stem_lr_scale: float = 1.0  # from scratch (OpenGait's 0.1 assumes a stem and heads trained before)
-    sgdr_cycle: int = 300
+    sgdr_cycle: int = 250  # one cosine cycle over the whole run
     cut: int = 10
     augment: dict[str, Any] = field(
         default_factory=lambda: {"perspective_prob": 0.2, "flip_prob": 0.2, "rotate_prob": 0.2}
     )
-    eval_frames: int = 60
+    eval_frames: int = 30
     log_every: int = 10
 
 
@@ -290,7 +290,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/demo", help="output folder (data, checkpoints, logs, results)")
     parser.add_argument("--size", default=None, help="SynthGait size (tiny, small, medium, large); default: small")
     parser.add_argument("--data", default=None, help="use this SynthGait folder instead of generating one")
-    parser.add_argument("--iters", type=int, default=None, help="training iterations per model (default 300)")
+    parser.add_argument("--iters", type=int, default=None, help="training iterations per model (default 250)")
     parser.add_argument("--seed", type=int, default=0, help="seed of SynthGait and of both training runs")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default)")
     parser.add_argument("--quick", action="store_true", help="tiny data, tiny model, 3 iterations: a smoke test")
