@@ -119,7 +119,7 @@ def _train_config(preset: DemoPreset, model: str, data_dir: Path, out_dir: Path,
         augment=dict(preset.augment),
         cut=preset.cut,
         log_every=preset.log_every,
-        save_every=max(preset.iterations // 3, 1),
+        save_every=-(-preset.iterations // 3),  # three checkpoints, the last at the end
         seed=seed,
         threads=threads,
     )

@@ -3,8 +3,9 @@
 One training step = forward of ``P x K`` sequences of ``frames`` silhouettes (64x44) and joints,
 triplet + cross-entropy losses, backward, AdamW step: exactly what the compact trainer and OpenGait
 do per iteration. The models are timed in alternation (round-robin over repeats), so slow drifts of a
-shared machine hit all of them alike, and the KP-RPE / Swin ratio comes from the same run. Besides wall time the CPU time of this
-process is shown: on a machine shared with other jobs the wall time includes waiting for a core.
+shared machine hit all of them alike, and the KP-RPE / Swin ratio comes from the same run. Besides wall
+time the CPU time of this process is shown: on a machine shared with other jobs the wall time
+includes waiting for a core.
 
     python tools/bench_gait.py                                  # CPU: demo-width model, small batch
     python tools/bench_gait.py --width full --batch 4 2         # CPU, the paper's widths
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{'bf16 autocast' if args.amp else 'fp32'}, {device_name}, torch {torch.__version__}, "
           f"median of {args.repeats})\n")  # fmt: skip
     print(
-        "| model | step ms (wall) | process CPU ms | sequences/s | frames/s | vs Swin bias (wall) | vs Swin bias (CPU) |"
+        "| model | step ms (wall) | process CPU ms | sequences/s | frames/s | vs Swin bias (wall) "
+        "| vs Swin bias (CPU) |"
     )
     print("|---|---|---|---|---|---|---|")
     for model, row in rows.items():

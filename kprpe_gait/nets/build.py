@@ -86,7 +86,9 @@ def build_from_model_cfg(model_cfg: Mapping[str, Any], num_classes: int | None =
             raise ValueError(f"model_cfg.model {name!r} is not a SwinGait-2D; expected one of {sorted(MODEL_NAMES)}")
         implied = MODEL_NAMES[name]
         if implied is not None and kwargs.setdefault("rel_pos", implied) != implied:
-            raise ValueError(f"model {name!r} implies rel_pos {implied!r} but model_cfg.rel_pos is {kwargs['rel_pos']!r}")
+            raise ValueError(
+                f"model {name!r} implies rel_pos {implied!r} but model_cfg.rel_pos is {kwargs['rel_pos']!r}"
+            )
 
     backbone = model_cfg.get("Backbone", {})
     _check_keys(backbone, _BACKBONE_KEYS, "model_cfg.Backbone")

@@ -293,7 +293,8 @@ class SwinGait2D(nn.Module):
         bins = [bin_num] if isinstance(bin_num, int) else list(bin_num)
         if parts_num != sum(bins) + 1:
             raise ValueError(
-                f"parts_num must be sum(bin_num) + 1 = {sum(bins) + 1} (OpenGait's extra detached part), got {parts_num}"
+                f"parts_num must be sum(bin_num) + 1 = {sum(bins) + 1} (OpenGait's extra detached part), "
+                f"got {parts_num}"
             )
         self.token_grid = _pair(token_grid, "token_grid")
         self.window_size = _pair(window_size, "window_size")

@@ -124,7 +124,8 @@ class GaitDataset:
             )
         if joints.shape[0] != sils.shape[0]:
             raise ValueError(
-                f"{folder}: {sils.shape[0]} silhouette frames but {joints.shape[0]} joint frames (mismatched frame counts)"
+                f"{folder}: {sils.shape[0]} silhouette frames but {joints.shape[0]} joint frames "
+                "(mismatched frame counts)"
             )
         if self._cache is not None:
             self._cache[index] = (sils, joints)
