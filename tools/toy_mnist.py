@@ -1,6 +1,6 @@
 """KP-RPE toy study (paper Fig. 1): a shallow ViT trained on centred MNIST, tested on unseen affine maps.
 
-    python tools/toy_mnist.py            # the full study: 8 encodings x 3 seeds, ~1 h on 2 CPU cores
+    python tools/toy_mnist.py            # the full study: 9 encodings x 3 seeds, ~1.5 h on 2 CPU cores
     python tools/toy_mnist.py --quick    # smoke run (seconds)
     python tools/toy_mnist.py --help
 

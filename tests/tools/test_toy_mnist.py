@@ -121,6 +121,18 @@ def test_affine_set_is_deterministic_in_range_and_keeps_digits_inside():
     torch.testing.assert_close(big[:, 20:60, 20:60], warped)
 
 
+def test_recentred_set_has_the_same_maps_and_centred_digits():
+    canvases = data.center_on_canvas(_fake_mnist().test_images)
+    moved, params = data.sample_affine(canvases, seed=7)
+    centred, params_c = data.sample_affine(canvases, seed=7, translate=False)
+    torch.testing.assert_close(moved[:, :, :2], centred[:, :, :2])  # same rotation, shear, scale
+    torch.testing.assert_close(params[:, :4], params_c[:, :4])
+    # the ink box of every re-centred digit has its centre within a pixel of the canvas centre
+    kps = keypoints.box_keypoints(data.warp(canvases, centred), threshold=0.0)
+    assert (kps[:, 4] * 40 - 20).abs().max() <= 1.0
+    assert (keypoints.box_keypoints(data.warp(canvases, moved), threshold=0.0)[:, 4] * 40 - 20).abs().max() > 3
+
+
 def test_warp_identity_and_translation():
     canvases = data.center_on_canvas(_fake_mnist().test_images[:4])
     eye = torch.tensor([[1.0, 0, 0], [0, 1, 0]], dtype=torch.float64).repeat(4, 1, 1)
@@ -201,12 +213,13 @@ def test_every_variant_builds_and_runs(variant):
 
 def test_summary_and_table():
     runs = [
-        {"variant": "abs_pe", "seed": s, "mnist_acc": a, "affine_acc": b, "params": 10, "train_s": 4.0, "eval_s": 1.0}
-        for s, a, b in ((0, 98.0, 70.0), (1, 97.0, 74.0))
+        {"variant": "abs_pe", "seed": s, "mnist_acc": a, "affine_acc": b, "affine_centred_acc": c, "params": 10,
+         "train_s": 4.0, "eval_s": 1.0}
+        for s, a, b, c in ((0, 98.0, 70.0, 90.0), (1, 97.0, 74.0, 90.0))
     ]
     (row,) = report.summarize(runs)
     assert row["mnist_mean"] == pytest.approx(97.5) and row["affine_std"] == pytest.approx(2 * 2**0.5)
-    assert "| Abs-PE | 97.50 ± 0.71 | 72.00 ± 2.83 | 10 | 4 | 2 |" in report.markdown_table([row])
+    assert "| Abs-PE | 97.50 ± 0.71 | 72.00 ± 2.83 | 90.00 ± 0.00 | 10 | 4 | 2 |" in report.markdown_table([row])
 
 
 # ---------------------------------------------------------------- end to end
@@ -228,7 +241,8 @@ def test_quick_study_end_to_end_and_resume(tmp_path, monkeypatch):
     table = (out / "results.md").read_text()
     assert "| Abs-PE |" in table and "| KP-RPE multihead |" in table
     assert (out / "toy_mnist.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert len(list(cache.glob("affine_*.npz"))) == 1
+    assert len(list(cache.glob("affine_*.npz"))) == 2  # affine and re-centred
+    assert "| Affine, re-centred (%) |" in table
 
     # a second call finds both runs done and trains nothing
     def no_training(*args, **kwargs):

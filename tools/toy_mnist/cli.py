@@ -121,7 +121,9 @@ def _write_reports(out: Path, setup: dict[str, Any], runs: list[dict[str, Any]],
         f"- Test: {setup['test_digits']} MNIST test digits, centred (MNIST column) and under a random affine map "
         f"(rotation ±{setup['affine']['max_rotation_deg']:g}°, shear ±{setup['affine']['max_shear']:g}, "
         f"per-axis scale {setup['affine']['scale'][0]:g}-{setup['affine']['scale'][1]:g}, any translation "
-        f"that keeps the digit inside the canvas; seed {train['affine_seed']}).\n"
+        f"that keeps the digit inside the canvas; seed {train['affine_seed']}). The re-centred column applies "
+        "the same rotation, shear and scale to every digit but centres its ink box instead of moving it: it "
+        "separates translation from the rest.\n"
         f"- Accuracy: mean ± sample std over seeds. Compute: {compute_s / 60:.1f} min of training + evaluation "
         f"for {len(runs)} runs ({_environments(runs)}).\n"
     )

@@ -252,7 +252,7 @@ def _support_extent(
 
 
 def sample_affine(
-    canvases: torch.Tensor, seed: int, ranges: AffineRanges = AffineRanges()
+    canvases: torch.Tensor, seed: int, ranges: AffineRanges = AffineRanges(), translate: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Random AffNIST-style maps that keep every digit inside its canvas.
 
@@ -260,6 +260,9 @@ def sample_affine(
         canvases: ``(N, S, S)`` centred digits.
         seed: the draw is a function of ``seed`` and ``canvases`` only.
         ranges: sampling ranges.
+        translate: ``False`` keeps the same linear maps but translates each digit so that its ink
+            box is centred on the canvas instead of placing it at random (the "re-centred" set, which
+            separates the effect of translation from rotation, shear and scale).
 
     Returns:
         ``matrices (N, 2, 3)`` float64 mapping source to output pixel coordinates
@@ -280,6 +283,8 @@ def sample_affine(
         lo[bad], hi[bad] = _support_extent(linear[bad], canvases[bad])
     # t in [-lo, size - hi] per axis keeps the support inside [0, size]
     shift = -lo + (size - hi + lo) * torch.rand(n, 2, generator=gen, dtype=torch.float64)
+    if not translate:
+        shift = (size - hi - lo) / 2  # the middle of that range: the support box is centred
     centre = torch.full((2,), size / 2, dtype=torch.float64)
     offset = centre - linear @ centre + shift  # p' = A (p - c) + c + t
     matrices = torch.cat([linear, offset[..., None]], -1)
@@ -336,18 +341,21 @@ def affine_test_set(
     ranges: AffineRanges = AffineRanges(),
     cache_dir: str | os.PathLike | None = None,
     limit: int | None = None,
+    translate: bool = True,
 ) -> AffineSet:
     """The AffNIST-style test set of ``mnist``'s test digits (the first ``limit`` of them, or all).
 
-    Cached as ``cache_dir/affine_<ranges>_seed<seed>_<digest>.npz``; the digest covers the source
-    digits, so another MNIST copy never reuses a stale file.
+    ``translate=False`` gives the re-centred set (same linear maps, digit centred; see
+    :func:`sample_affine`). Cached as ``cache_dir/affine_<ranges>[_recentred]_seed<seed>_<digest>.npz``;
+    the digest covers the source digits, so another MNIST copy never reuses a stale file.
     """
     digits = mnist.test_images[:limit]
     labels = mnist.test_labels[:limit]
     digest = hashlib.sha1(np.ascontiguousarray(digits).tobytes() + labels.tobytes()).hexdigest()[:12]
     cache_path = None
     if cache_dir is not None:
-        cache_path = Path(cache_dir) / f"affine_{ranges.tag()}_seed{seed}_{digest}.npz"
+        kind = "" if translate else "_recentred"
+        cache_path = Path(cache_dir) / f"affine_{ranges.tag()}{kind}_seed{seed}_{digest}.npz"
         if cache_path.is_file():
             with np.load(cache_path) as z:
                 return AffineSet(
@@ -359,7 +367,7 @@ def affine_test_set(
                     cache_path=cache_path,
                 )
     canvases = center_on_canvas(digits)
-    matrices, params = sample_affine(canvases, seed, ranges)
+    matrices, params = sample_affine(canvases, seed, ranges, translate)
     result = AffineSet(
         images=warp(canvases, matrices),
         labels=torch.from_numpy(labels.copy()),

@@ -1,9 +1,10 @@
 """The compared position encodings: one shallow :class:`kprpe.core.VisionTransformer`, one flag set each.
 
-Every variant keeps the learned absolute position embedding and differs only in what is added to it,
+The paper's variants all keep the learned absolute position embedding and differ only in what is added to it,
 as in the authors' ViT (their KP-RPE ViT always adds ``pos_embed``; the paper's Fig. 1 calls RPE and iRPE
-"Relative Position Embedding adopted to ViT"). One extra control, ``rpe_only``, drops the absolute
-embedding so that only relative positions are left.
+"Relative Position Embedding adopted to ViT"). Two extra controls: ``rpe_only`` drops the absolute
+embedding so that only relative positions are left, and ``kprpe_only`` does the same for KP-RPE: the
+pair shows what the keypoints add once no token knows its absolute position.
 
 =================  ==========  ==================  ==========================================
 variant            pos_embed   rpe                 note
@@ -16,6 +17,7 @@ irpe               learned     contextual          iRPE, key side, product bucke
 kprpe_absolute     learned     kprpe (absolute)    KP-RPE, f(P) of the keypoints themselves
 kprpe_relative     learned     kprpe (relative)    KP-RPE, f(M - P), one table for all heads/layers
 kprpe_multihead    learned     kprpe (multihead)   KP-RPE as released: a table per head and layer
+kprpe_only         none        kprpe (multihead)   KP-RPE without any absolute embedding (control)
 =================  ==========  ==================  ==========================================
 """
 
@@ -55,6 +57,9 @@ VARIANTS: dict[str, Variant] = {
     "kprpe_relative": Variant("KP-RPE relative", {"pos_embed": "learned", "rpe": "kprpe", "kprpe_variant": "relative"}),
     "kprpe_multihead": Variant(
         "KP-RPE multihead", {"pos_embed": "learned", "rpe": "kprpe", "kprpe_variant": "multihead"}
+    ),
+    "kprpe_only": Variant(
+        "KP-RPE multihead, no Abs-PE", {"pos_embed": "none", "rpe": "kprpe", "kprpe_variant": "multihead"}
     ),
 }
 

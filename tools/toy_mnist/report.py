@@ -44,8 +44,8 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def summarize(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per variant (in :data:`VARIANTS` order): seeds, mean and sample std of both accuracies, params,
-    mean training seconds per run."""
+    """Per variant (in :data:`VARIANTS` order): seeds, mean and sample std of the three accuracies,
+    params, mean training seconds per run."""
     by_variant: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         by_variant.setdefault(run["variant"], []).append(run)
@@ -54,6 +54,7 @@ def summarize(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         group = by_variant[name]
         mnist, mnist_sd = _mean_std([r["mnist_acc"] for r in group])
         affine, affine_sd = _mean_std([r["affine_acc"] for r in group])
+        centred, centred_sd = _mean_std([r["affine_centred_acc"] for r in group])
         rows.append(
             {
                 "variant": name,
@@ -63,6 +64,8 @@ def summarize(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "mnist_std": mnist_sd,
                 "affine_mean": affine,
                 "affine_std": affine_sd,
+                "centred_mean": centred,
+                "centred_std": centred_sd,
                 "params": group[0]["params"],
                 "train_s": statistics.fmean(r["train_s"] for r in group),
             }
@@ -77,21 +80,23 @@ def _pm(mean: float, std: float, n: int) -> str:
 def markdown_table(summary: list[dict[str, Any]]) -> str:
     """A markdown table of :func:`summarize` rows (accuracy in %, mean ± sample std over seeds)."""
     lines = [
-        "| Position encoding | MNIST test acc. (%) | Affine test acc. (%) | Params | Train time / run (s) | Seeds |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| Position encoding | MNIST test (%) | Affine test (%) | Affine, re-centred (%) | Params "
+        "| Train time / run (s) | Seeds |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for row in summary:
         n = len(row["seeds"])
         lines.append(
             f"| {row['label']} | {_pm(row['mnist_mean'], row['mnist_std'], n)} | "
-            f"{_pm(row['affine_mean'], row['affine_std'], n)} | {row['params']:,} | {row['train_s']:.0f} | {n} |"
+            f"{_pm(row['affine_mean'], row['affine_std'], n)} | {_pm(row['centred_mean'], row['centred_std'], n)} | "
+            f"{row['params']:,} | {row['train_s']:.0f} | {n} |"
         )
     return "\n".join(lines) + "\n"
 
 
 def bar_chart(summary: list[dict[str, Any]], path: Path, title: str) -> None:
-    """Grouped bars (MNIST test, affine test; error bars = sample std over seeds), with the paper's
-    Abs-PE numbers marked; written atomically as PNG."""
+    """Grouped bars (MNIST test, affine test, re-centred affine test; error bars = sample std over
+    seeds), with the paper's Abs-PE numbers marked; written atomically as PNG."""
     import io
 
     import matplotlib
@@ -101,21 +106,25 @@ def bar_chart(summary: list[dict[str, Any]], path: Path, title: str) -> None:
 
     labels = [row["label"] for row in summary]
     xs = range(len(summary))
-    width = 0.38
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.25 * len(summary)), 4.2))
-    for offset, key, name, colour in ((-width / 2, "mnist", "MNIST test", "#9aa5b1"), (width / 2, "affine", "affine test", "#2f6db5")):
+    width = 0.27
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(summary)), 4.6))
+    groups = (
+        (-width, "mnist", "MNIST test (centred)", "#9aa5b1"),
+        (0.0, "affine", "affine test", "#2f6db5"),
+        (width, "centred", "affine, re-centred", "#e08a3c"),
+    )
+    for offset, key, name, colour in groups:
         means = [row[f"{key}_mean"] for row in summary]
         stds = [row[f"{key}_std"] for row in summary]
         bars = ax.bar([x + offset for x in xs], means, width, yerr=stds, capsize=3, label=name, color=colour)
-        ax.bar_label(bars, labels=[f"{m:.1f}" for m in means], fontsize=7, padding=2)
+        ax.bar_label(bars, labels=[f"{m:.0f}" for m in means], fontsize=6, padding=1)
     for i, row in enumerate(summary):
         ref = PAPER.get(row["variant"])
         if ref:
-            ax.plot([i - width / 2, i + width / 2], [ref["mnist_acc"], ref["affine_acc"]], "k*", markersize=9,
-                    label="paper (Abs-PE)")
+            ax.plot([i - width, i], [ref["mnist_acc"], ref["affine_acc"]], "k*", markersize=9, label="paper (Abs-PE)")
     ax.set_xticks(list(xs), labels, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("top-1 accuracy (%)")
-    low = min(row["affine_mean"] - row["affine_std"] for row in summary)
+    low = min(min(row["affine_mean"] - row["affine_std"], row["centred_mean"] - row["centred_std"]) for row in summary)
     ax.set_ylim(max(0.0, 10 * (low // 10) - 10), 102)
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="lower right")

@@ -80,6 +80,7 @@ class PreparedData:
     train: EvalSet
     mnist_test: EvalSet
     affine_test: EvalSet
+    affine_centred: EvalSet  # the same linear maps, digit re-centred: no translation
 
 
 def _make_set(canvases: torch.Tensor, labels: np.ndarray | torch.Tensor, threshold: float) -> EvalSet:
@@ -96,18 +97,21 @@ def prepare_data(
     ranges: AffineRanges = AffineRanges(),
     cache_dir: str | None = None,
 ) -> PreparedData:
-    """Centred training subset, centred test digits and the affine test set, each with keypoints."""
+    """Centred training subset, centred test digits, the affine test set and its re-centred twin, each
+    with keypoints."""
     if config.train_size > len(mnist.train_labels):
         raise ValueError(f"train_size {config.train_size} > {len(mnist.train_labels)} MNIST training digits")
     gen = torch.Generator().manual_seed(config.data_seed)
     pick = torch.randperm(len(mnist.train_labels), generator=gen)[: config.train_size].sort().values.numpy()
     test_n = config.test_size or len(mnist.test_labels)
     affine = affine_test_set(mnist, config.affine_seed, ranges, cache_dir, limit=test_n)
+    centred = affine_test_set(mnist, config.affine_seed, ranges, cache_dir, limit=test_n, translate=False)
     thr = config.keypoint_threshold
     return PreparedData(
         train=_make_set(center_on_canvas(mnist.train_images[pick]), mnist.train_labels[pick], thr),
         mnist_test=_make_set(center_on_canvas(mnist.test_images[:test_n]), mnist.test_labels[:test_n], thr),
         affine_test=_make_set(affine.images, affine.labels, thr),
+        affine_centred=_make_set(centred.images, centred.labels, thr),
     )
 
 
@@ -156,8 +160,8 @@ def train_run(
     """Train ``variant`` with ``seed`` and evaluate it.
 
     Returns:
-        ``{"variant", "seed", "mnist_acc", "affine_acc", "params", "train_s", "eval_s", "final_loss"}``
-        (accuracies in %, times in seconds).
+        ``{"variant", "seed", "mnist_acc", "affine_acc", "affine_centred_acc", "params", "train_s",
+        "eval_s", "final_loss"}`` (accuracies in %, times in seconds).
     """
     torch.manual_seed(seed)
     model = build_model(variant, model_config)
@@ -191,11 +195,13 @@ def train_run(
     start = time.perf_counter()
     mnist_acc = evaluate(model, variant, data.mnist_test, config.eval_batch_size)
     affine_acc = evaluate(model, variant, data.affine_test, config.eval_batch_size)
+    centred_acc = evaluate(model, variant, data.affine_centred, config.eval_batch_size)
     return {
         "variant": variant,
         "seed": seed,
         "mnist_acc": mnist_acc,
         "affine_acc": affine_acc,
+        "affine_centred_acc": centred_acc,
         "params": sum(p.numel() for p in model.parameters()),
         "train_s": round(train_s, 2),
         "eval_s": round(time.perf_counter() - start, 2),
