@@ -240,7 +240,8 @@ def test_quick_study_end_to_end_and_resume(tmp_path, monkeypatch):
     assert results["setup"]["test_digits"] == 200 and results["setup"]["train"]["train_size"] == 256
     table = (out / "results.md").read_text()
     assert "| Abs-PE |" in table and "| KP-RPE multihead |" in table
-    assert (out / "toy_mnist.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for png in ("toy_mnist.png", "samples.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(list(cache.glob("affine_*.npz"))) == 2  # affine and re-centred
     assert "| Affine, re-centred (%) |" in table
 

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .data import AffineRanges, load_mnist
 from .models import VARIANTS, ModelConfig
-from .report import atomic_write_json, atomic_write_text, bar_chart, markdown_table, summarize
+from .report import atomic_write_json, atomic_write_text, bar_chart, markdown_table, sample_grid, summarize
 from .train import TrainConfig, prepare_data, train_run
 
 __all__ = ["main", "parse_args", "run_study"]
@@ -153,6 +153,11 @@ def run_study(args: argparse.Namespace) -> list[dict[str, Any]]:
     todo = [(v, s) for v in variants for s in seeds if (v, s) not in done]
     if todo:
         data = prepare_data(mnist, config, ranges, cache_dir=args.cache)
+        sample_grid(
+            [("train", data.train), ("MNIST test", data.mnist_test), ("affine", data.affine_test),
+             ("re-centred", data.affine_centred)],
+            out / "samples.png",
+        )
         outer = tqdm(todo, desc="toy study", unit="run", disable=args.no_progress)
         for variant, seed in outer:
             outer.set_postfix(run=f"{variant}/{seed}")

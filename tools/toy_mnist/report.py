@@ -11,7 +11,15 @@ from typing import Any, Iterable
 
 from .models import VARIANTS
 
-__all__ = ["PAPER", "atomic_write_bytes", "atomic_write_text", "bar_chart", "markdown_table", "summarize"]
+__all__ = [
+    "PAPER",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "bar_chart",
+    "markdown_table",
+    "sample_grid",
+    "summarize",
+]
 
 #: the only numbers the paper states for Fig. 1 (Abs-PE; the other bars are given as a chart only).
 PAPER = {"abs_pe": {"mnist_acc": 98.1, "affine_acc": 77.27}}
@@ -132,5 +140,35 @@ def bar_chart(summary: list[dict[str, Any]], path: Path, title: str) -> None:
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def sample_grid(rows: list[tuple[str, Any]], path: Path, count: int = 12) -> None:
+    """The first ``count`` images of each named set (an :class:`~.train.EvalSet`) with their keypoints
+    overlaid (corners red, centre yellow), one row per set; written atomically as PNG."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), count, figsize=(count * 0.9, len(rows) * 1.05), squeeze=False)
+    for r, (name, data) in enumerate(rows):
+        for c in range(count):
+            ax = axes[r, c]
+            image = data.images[c, 0]
+            height, width = image.shape
+            ax.imshow(image, cmap="gray", vmin=0, vmax=1, extent=(0, width, height, 0))
+            kps = data.keypoints[c]
+            ax.scatter(kps[:4, 0] * width, kps[:4, 1] * height, s=6, c="red")
+            ax.scatter(kps[4:, 0] * width, kps[4:, 1] * height, s=6, c="yellow")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+    fig.tight_layout(pad=0.3)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
