@@ -158,10 +158,10 @@ def sample_grid(rows: list[tuple[str, Any]], path: Path, count: int = 12) -> Non
     for r, (name, data) in enumerate(rows):
         for c in range(count):
             ax = axes[r, c]
-            image = data.images[c, 0]
+            image = data.images[c, 0].numpy()
             height, width = image.shape
             ax.imshow(image, cmap="gray", vmin=0, vmax=1, extent=(0, width, height, 0))
-            kps = data.keypoints[c]
+            kps = data.keypoints[c].numpy()
             ax.scatter(kps[:4, 0] * width, kps[:4, 1] * height, s=6, c="red")
             ax.scatter(kps[4:, 0] * width, kps[4:, 1] * height, s=6, c="yellow")
             ax.set_xticks([])
