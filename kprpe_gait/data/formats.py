@@ -2,7 +2,8 @@
 
 OpenGait pickle layout (what ``pretreat-gait3d`` and ``synth`` write, what the plugin reads)::
 
-    <root>/<id>/<type>/<view>/00-sils.pkl     (T, 64, 64) uint8, 0/255, OpenGait's crop
+    <root>/<id>/<type>/<view>/00-sils.pkl     (T, 64, 64) uint8 in 0..255, OpenGait's crop (binary
+                                              silhouette, resize-interpolated grey edges)
     <root>/<id>/<type>/<view>/01-joints.pkl   (T, 17, 3) float32: x, y in pixels of that 64x64 frame
                                               (pixel centres at integer + 0.5 ... see below), confidence
 
