@@ -1,17 +1,8 @@
 import json
 
 import pytest
-import torch
 
 from kprpe_gait import cli, demo
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_quick_demo_end_to_end_and_rerun_reuses_everything(tmp_path, capsys):

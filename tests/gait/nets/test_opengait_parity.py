@@ -4,10 +4,6 @@ OpenGait's SwinGait-3D transformer with a temporal window of 1 and patch ``[1, 2
 frame-by-frame 2D Swin, so with its weights copied over ours must compute the same numbers.
 """
 
-import importlib
-import os
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -18,21 +14,8 @@ from kprpe_gait.nets.modules import BasicBlock2D
 pytestmark = pytest.mark.opengait
 
 
-def opengait(module: str):
-    root = os.environ.get("OPENGAIT_ROOT")
-    if not root:
-        pytest.skip("set OPENGAIT_ROOT to an OpenGait clone to compare against its code")
-    package_dir = str(Path(root) / "opengait")
-    if package_dir not in sys.path:
-        sys.path.insert(0, package_dir)
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:  # OpenGait needs torchvision, opencv, einops, ... (e.g. /work/ogvenv)
-        pytest.skip(f"OpenGait at {root} does not import in this environment: {e}")
-
-
-def test_pooling_fcs_bnnecks_and_temporal_max_match_opengait():
-    og = opengait("modeling.modules")
+def test_pooling_fcs_bnnecks_and_temporal_max_match_opengait(opengait_module):
+    og = opengait_module("modeling.modules")
     torch.manual_seed(0)
     x = torch.randn(3, 8, 15, 10)
     torch.testing.assert_close(HorizontalPoolingPyramid([15, 5])(x), og.HorizontalPoolingPyramid([15, 5])(x))
@@ -53,8 +36,8 @@ def test_pooling_fcs_bnnecks_and_temporal_max_match_opengait():
     torch.testing.assert_close(temporal_max(seqs.transpose(1, 2), lengths), expected)
 
 
-def test_basic_block_matches_opengait():
-    og = opengait("modeling.modules")
+def test_basic_block_matches_opengait(opengait_module):
+    og = opengait_module("modeling.modules")
     torch.manual_seed(0)
     ours = BasicBlock2D(8, 16, stride=2).eval()
     down = torch.nn.Sequential(torch.nn.Conv2d(8, 16, 1, stride=2, bias=False), torch.nn.BatchNorm2d(16))
@@ -64,8 +47,8 @@ def test_basic_block_matches_opengait():
     torch.testing.assert_close(ours(x), theirs(x))
 
 
-def test_swin_transformer_matches_opengait_swingait_with_frame_windows():
-    sg = opengait("modeling.models.swingait")
+def test_swin_transformer_matches_opengait_swingait_with_frame_windows(opengait_module):
+    sg = opengait_module("modeling.models.swingait")
     torch.manual_seed(0)
     frames, channels, grid = 3, 16, (15, 10)
     theirs = sg.SwinTransformer3D(

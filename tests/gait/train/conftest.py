@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from kprpe_gait.data.formats import JOINT_PKL_NAME, SIL_PKL_NAME
 
@@ -47,12 +46,3 @@ def pickle_root(tmp_path):
     root.mkdir()
     write_pickle_root(root)
     return root
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Test-sized models gain nothing from intra-op threads, and lose a lot when cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

@@ -1,8 +1,4 @@
-import importlib
 import math
-import os
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -46,23 +42,9 @@ def test_loss_errors():
         CrossEntropyLoss()(torch.zeros(2, 3, 2), torch.tensor([0, 3]))
 
 
-def opengait(module: str):
-    root = os.environ.get("OPENGAIT_ROOT")
-    if not root:
-        pytest.skip("set OPENGAIT_ROOT to an OpenGait clone to compare against its code")
-    package_dir = str(Path(root) / "opengait")
-    if package_dir not in sys.path:
-        sys.path.insert(0, package_dir)
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        pytest.skip(f"OpenGait at {root} does not import in this environment: {e}")
-
-
-@pytest.mark.opengait
-def test_losses_match_opengait():
-    triplet = opengait("modeling.losses.triplet")
-    ce = opengait("modeling.losses.ce")
+def test_losses_match_opengait(opengait_module):
+    triplet = opengait_module("modeling.losses.triplet")
+    ce = opengait_module("modeling.losses.ce")
     torch.manual_seed(0)
     emb, logits = torch.randn(12, 8, 5), torch.randn(12, 6, 5)
     labels = torch.arange(6).repeat_interleave(2)  # P = 6 ids x K = 2, OpenGait's balanced batches
