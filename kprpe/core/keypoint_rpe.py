@@ -27,8 +27,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .buckets import product_buckets
 from .geometry import keypoint_offsets, patch_centers, split_keypoints

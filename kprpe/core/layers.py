@@ -8,8 +8,8 @@ both. Without any, it is plain ``scaled_dot_product_attention``.
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 from .attention import kprpe_attention
 from .baselines import ContextualRPE, RelPosBias
