@@ -101,6 +101,12 @@ def test_read_landmarks_with_confidences(tmp_path):
     assert not math.isnan(points[2, 0])
 
 
+def _align_folder_of(tmp_path) -> int:
+    """Run ``kprpe-face align`` on ``tmp_path/images`` with ``tmp_path/l.csv``."""
+    folders = ["--images", str(tmp_path / "images"), "--out", str(tmp_path / "out")]
+    return main(["align", *folders, "--landmarks", str(tmp_path / "l.csv"), "--no-progress"])
+
+
 @pytest.mark.parametrize(
     "content, message",
     [
@@ -115,18 +121,7 @@ def test_read_landmarks_with_confidences(tmp_path):
 def test_bad_landmark_files_fail_clearly(tmp_path, capsys, content, message):
     (tmp_path / "images").mkdir()
     (tmp_path / "l.csv").write_text(content)
-    code = main(
-        [
-            "align",
-            "--images",
-            str(tmp_path / "images"),
-            "--landmarks",
-            str(tmp_path / "l.csv"),
-            "--out",
-            str(tmp_path / "out"),
-            "--no-progress",
-        ]
-    )
+    code = _align_folder_of(tmp_path)
     assert code == 2
     assert message in capsys.readouterr().err
 
@@ -135,17 +130,6 @@ def test_face_with_too_few_landmarks_is_named(tmp_path, capsys):
     (tmp_path / "images").mkdir()
     Image.new("RGB", (50, 50)).save(tmp_path / "images" / "f.png")
     (tmp_path / "l.csv").write_text("image\nf.png,10,10" + "," * 8 + "\n")
-    code = main(
-        [
-            "align",
-            "--images",
-            str(tmp_path / "images"),
-            "--landmarks",
-            str(tmp_path / "l.csv"),
-            "--out",
-            str(tmp_path / "out"),
-            "--no-progress",
-        ]
-    )
+    code = _align_folder_of(tmp_path)
     assert code == 2
     assert "f.png: cannot fit a similarity" in capsys.readouterr().err
