@@ -14,15 +14,15 @@ from __future__ import annotations
 import argparse
 import csv
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from tqdm import tqdm
+
+from kprpe.io import atomic_open
 
 from .align import align_faces, random_similarity
 
@@ -65,26 +65,6 @@ def read_landmarks(path: Path) -> list[tuple[str, torch.Tensor]]:
     if not rows:
         raise ValueError(f"{path}: no landmark rows")
     return rows
-
-
-def _write_csv_atomic(path: Path, header: list[str], rows: list[list[str]]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(header)
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _save_image_atomic(image: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
 
 
 def align_folder(
@@ -141,13 +121,17 @@ def align_folder(
             raise ValueError(f"{name}: {e}") from None
         crop = aligned.images[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
         crop_name = Path(name).with_suffix(".png").as_posix()
-        _save_image_atomic(Image.fromarray(crop), out / crop_name)
+        with atomic_open(out / crop_name) as handle:
+            Image.fromarray(crop).save(handle, format="PNG")
         cells = [crop_name]
         for x, y, c in aligned.keypoints[0].tolist():
             cells += ["" if math.isnan(x) else f"{x:.6f}", "" if math.isnan(y) else f"{y:.6f}", f"{c:.6f}"]
         table.append(cells)
     header = ["image"] + [f"{axis}{i}" for i in range(POINTS) for axis in ("x", "y", "c")]
-    _write_csv_atomic(out / "keypoints.csv", header, table)
+    with atomic_open(out / "keypoints.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(table)
     return len(table)
 
 

@@ -30,13 +30,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from kprpe.io import atomic_open
 
 __all__ = ["DEMO_MODEL", "MODELS", "PRESETS", "DemoPreset", "format_table", "plot_results", "run_demo"]
 
@@ -255,15 +256,9 @@ def plot_results(summary: dict[str, Any], path: str | os.PathLike[str]) -> Path:
         f"SynthGait test, {summary.get('runner', '')} runner, {summary.get('iters', '?')} iterations", fontsize=9
     )
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_open(path) as f:
             fig.savefig(f, format="png", dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     finally:
         plt.close(fig)
     return path
@@ -272,16 +267,9 @@ def plot_results(summary: dict[str, Any], path: str | os.PathLike[str]) -> Path:
 def write_results(summary: dict[str, Any], out_dir: str | os.PathLike[str]) -> None:
     """``out_dir/results.json`` and ``out_dir/results.png``, both written atomically."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".results.json.", suffix=".tmp", dir=out_dir)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(summary, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, out_dir / "results.json")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(out_dir / "results.json", "w") as f:
+        json.dump(summary, f, indent=2)
+        f.write("\n")
     plot_results(summary, out_dir / "results.png")
 
 

@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kprpe.core import kprpe_attention, product_buckets  # noqa: E402
+from kprpe.io import atomic_write_text  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -198,9 +199,7 @@ def write_results(section: str, key: str, path: Path) -> None:
         text = head + block + tail.lstrip("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + block
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,11 +22,12 @@ import io
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from kprpe.io import atomic_write_bytes as _atomic_write_bytes
 
 from .formats import JOINT_PKL_NAME, NUM_JOINTS, SIL_PKL_NAME, SIL_SIZE
 
@@ -123,17 +124,7 @@ def read_silhouette_png(path: str | os.PathLike) -> np.ndarray:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temporary file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    _atomic_write_bytes(path, data, suffix=TMP_SUFFIX)
 
 
 def atomic_pickle(path: str | os.PathLike, obj: object) -> None:

@@ -16,18 +16,18 @@ Fields are written unquoted, so ids and labels may not contain commas, quotes or
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
-import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
+
+from kprpe.io import atomic_path
 
 __all__ = [
     "CHALLENGE_HEADER",
@@ -53,25 +53,8 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed member time: the same predictions giv
 _FORBIDDEN = (",", '"', "\n", "\r")
 
 
-@contextlib.contextmanager
-def atomic_target(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path in ``path``'s folder; on success it replaces ``path``, else it is removed.
-
-    ::
-
-        with atomic_target("out/metrics.json") as tmp:
-            tmp.write_text(text)   # out/metrics.json appears complete, or not at all
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+#: yield a temporary path beside ``path`` that replaces it on success (:func:`kprpe.io.atomic_path`)
+atomic_target = atomic_path
 
 
 def _as_numpy(value: Any) -> np.ndarray:

@@ -26,6 +26,8 @@ from typing import Any
 import yaml
 from tqdm import tqdm
 
+from kprpe.io import atomic_write_text
+
 from .registry import write_json_atomic
 from .runtime import resolve_root
 
@@ -61,10 +63,7 @@ def _write_config(
     trainer = cfg["trainer_cfg"]
     trainer.update(total_iter=iters, save_iter=iters, save_name=save_name, log_iter=max(1, min(trainer["log_iter"], iters)))
     trainer["sampler"].update(batch_size=list(batch), frames_num_fixed=frames)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    os.replace(tmp, path)
+    atomic_write_text(path, yaml.safe_dump(cfg, sort_keys=False))
     return path
 
 

@@ -21,10 +21,9 @@ import json
 import logging
 import math
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
+from kprpe.io import atomic_open
 from kprpe_gait.eval import evaluate_gait3d
 
 from .runtime import import_opengait
@@ -98,14 +97,6 @@ def _plain(value: Any) -> Any:
 
 def write_json_atomic(path: str | os.PathLike[str], payload: Any) -> None:
     """Write ``payload`` as JSON to ``path`` through a temporary file in the same folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=2, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True)
+        f.write("\n")

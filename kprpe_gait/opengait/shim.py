@@ -19,6 +19,8 @@ import argparse
 import os
 from pathlib import Path
 
+from kprpe.io import atomic_write_text
+
 from .runtime import resolve_root
 
 __all__ = ["MARKER", "SHIM_NAME", "add_arguments_for", "is_registered", "register", "run", "shim_path", "unregister"]
@@ -67,9 +69,7 @@ def register(opengait_root: str | os.PathLike[str]) -> Path:
     path = shim_path(opengait_root)
     if path.exists() and not (path.is_file() and _is_ours(path)):
         raise FileExistsError(f"{path} exists and was not written by 'kprpe-gait register'; not touching it")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(SHIM_SOURCE, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, SHIM_SOURCE)
     return path
 
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from kprpe.io import atomic_open
 
 __all__ = ["checkpoint_name", "latest_checkpoint", "load_checkpoint", "save_checkpoint"]
 
@@ -21,15 +22,8 @@ _NAME = re.compile(r"^iter-(\d+)\.pt$")
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:
     """``torch.save`` ``state`` to ``path`` atomically (temporary ``*.ckpt.tmp`` file, then rename)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".ckpt.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb", suffix=".ckpt.tmp") as f:
+        torch.save(state, f)
     return path
 
 

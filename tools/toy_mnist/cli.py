@@ -12,16 +12,19 @@ import json
 import platform
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
+from kprpe.io import atomic_write_text
+
 from .data import AffineRanges, load_mnist
 from .models import VARIANTS, ModelConfig
-from .report import atomic_write_json, atomic_write_text, bar_chart, markdown_table, sample_grid, summarize
+from .report import atomic_write_json, bar_chart, markdown_table, sample_grid, summarize
 from .train import TrainConfig, prepare_data, train_run
 
 __all__ = ["main", "parse_args", "run_study"]

@@ -34,7 +34,6 @@ import math
 import os
 import pickle
 import struct
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,10 +41,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from kprpe.io import atomic_open
+
 __all__ = [
-    "AffineRanges",
     "CANVAS",
     "DIGIT",
+    "AffineRanges",
     "MnistSplits",
     "affine_test_set",
     "atomic_save_npz",
@@ -311,15 +312,8 @@ def warp(canvases: torch.Tensor, matrices: torch.Tensor, out_size: int | None = 
 
 def atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
     """Write ``arrays`` to ``path`` (an ``.npz``) through a temporary file in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as handle:
+        np.savez_compressed(handle, **arrays)
 
 
 @dataclass

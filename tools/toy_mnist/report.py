@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+
+from kprpe.io import atomic_write_bytes, atomic_write_text
 
 from .models import VARIANTS
 
 __all__ = [
     "PAPER",
-    "atomic_write_bytes",
-    "atomic_write_text",
+    "atomic_write_json",
     "bar_chart",
     "markdown_table",
     "sample_grid",
@@ -23,24 +23,6 @@ __all__ = [
 
 #: the only numbers the paper states for Fig. 1 (Abs-PE; the other bars are given as a chart only).
 PAPER = {"abs_pe": {"mnist_acc": 98.1, "affine_acc": 77.27}}
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder (never a torn file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
