@@ -16,7 +16,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from kprpe.core import BACKENDS, KeypointRPE, kprpe_attention, select_backend
+from kprpe.core import BACKENDS, KeypointRPE, backend_unavailable, kprpe_attention, select_backend
 
 
 def _timed(fn, device: str, repeats: int = 5) -> float:
@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'backend':10s} {'max |out - ref|':>16s} {'max |grad - ref|':>17s} {'fwd ms':>8s} {'x no-bias':>10s}")
     print(f"{'no bias':10s} {'-':>16s} {'-':>17s} {baseline:8.2f} {1.0:9.2f}x")
     for backend in BACKENDS:
+        skip = backend_unavailable(backend, device)
+        if skip:
+            print(f"{backend:10s} skipped: {skip}")
+            continue
         has_backward = not (backend == "flex" and device == "cpu")
         with torch.no_grad():
             out, _ = run(backend, False)

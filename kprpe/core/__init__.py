@@ -12,7 +12,7 @@ Public surface::
 Nothing here knows about faces or gait; task packages turn their inputs into tokens and keypoints.
 """
 
-from .attention import BACKENDS, explain_backend, gather_bias, kprpe_attention, select_backend
+from .attention import BACKENDS, backend_unavailable, explain_backend, gather_bias, kprpe_attention, select_backend
 from .baselines import ContextualRPE, RelPosBias
 from .buckets import bucket_map, check_buckets, cross_buckets, num_buckets, piecewise_index, product_buckets
 from .geometry import keypoint_offsets, patch_centers, split_keypoints
@@ -42,6 +42,7 @@ __all__ = [
     "SwinBlock",
     "VARIANTS",
     "VisionTransformer",
+    "backend_unavailable",
     "bucket_map",
     "check_buckets",
     "cross_buckets",

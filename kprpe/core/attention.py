@@ -12,9 +12,14 @@ Backends (all agree with ``reference`` in value and gradient, tested):
 * ``flex``: ``torch.nn.attention.flex_attention`` with a ``score_mod`` that reads the table through
   the bucket map, so the dense bias never exists. Compiled on CUDA; on CPU PyTorch only runs it
   eagerly and has no backward, so there it is for inference and tests.
+* ``triton``: our fused Triton kernel (:mod:`kprpe.core.triton_attention`): forward and backward
+  read the bias from the query rows of the table through the bucket map, never building the dense
+  bias, and reduce the table gradient per query row on chip (no atomics). Needs the ``triton``
+  package and CUDA tensors (or ``TRITON_INTERPRET=1`` on CPU, for tests).
 * ``auto``: ``flex`` on CUDA for sequences of at least 64 tokens (tiny Swin windows lose to dense
   kernels); otherwise ``sdpa``, except when training on CPU, where ``reference`` measured faster
-  forward+backward than ``sdpa``'s math path with a mask (``benchmarks/RESULTS.md``).
+  forward+backward than ``sdpa``'s math path with a mask (``benchmarks/RESULTS.md``). ``auto``
+  does not pick ``triton`` until a GPU run of ``tools/bench_models.py`` has shown where it wins.
   :func:`explain_backend` says why.
 """
 
@@ -29,7 +34,14 @@ import torch.nn.functional as F
 
 from .buckets import check_buckets
 
-__all__ = ["kprpe_attention", "gather_bias", "BACKENDS", "explain_backend", "select_backend"]
+__all__ = [
+    "BACKENDS",
+    "backend_unavailable",
+    "explain_backend",
+    "gather_bias",
+    "kprpe_attention",
+    "select_backend",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -163,8 +175,18 @@ def _flex(q, k, v, table, buckets, attn_mask, dropout_p, scale):
         return flex_attention(q, k, v, score_mod=score_mod, scale=scale)
 
 
+def _triton(q, k, v, table, buckets, attn_mask, dropout_p, scale):
+    if dropout_p > 0.0:
+        raise NotImplementedError("backend='triton' has no attention dropout; use backend='sdpa'")
+    try:
+        from .triton_attention import triton_kprpe_attention
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(f"backend='triton' needs the triton package ({e}); pip install triton") from e
+    return triton_kprpe_attention(q, k, v, table, buckets, attn_mask, scale)
+
+
 #: name -> implementation ``fn(q, k, v, table, buckets, attn_mask, dropout_p, scale)``
-BACKENDS: dict[str, Callable] = {"reference": _reference, "sdpa": _sdpa, "flex": _flex}
+BACKENDS: dict[str, Callable] = {"reference": _reference, "sdpa": _sdpa, "flex": _flex, "triton": _triton}
 
 
 def _flex_available() -> bool:
@@ -175,6 +197,29 @@ def _flex_available() -> bool:
     return True
 
 
+def _triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def backend_unavailable(backend: str, device: torch.device | str) -> str | None:
+    """Why ``backend`` cannot run natively on ``device`` here, or ``None`` when it can (forward at least)."""
+    if backend not in BACKENDS and backend != "auto":
+        raise ValueError(f"unknown backend {backend!r}; choose 'auto' or one of {sorted(BACKENDS)}")
+    device_type = torch.device(device).type
+    if backend == "flex" and not _flex_available():
+        return "this PyTorch has no torch.nn.attention.flex_attention"
+    if backend == "triton":
+        if not _triton_available():
+            return "the triton package is not installed"
+        if device_type != "cuda":
+            return f"Triton kernels need CUDA, not {device_type!r} (TRITON_INTERPRET=1 runs them on CPU, for tests)"
+    return None
+
+
 def explain_backend(
     q: torch.Tensor, table: torch.Tensor | None = None, dropout_p: float = 0.0, needs_grad: bool = False
 ) -> tuple[str, list[str]]:
@@ -182,7 +227,7 @@ def explain_backend(
 
     ``needs_grad``: whether a backward pass will follow (``kprpe_attention`` passes it).
     """
-    reasons: list[str] = []
+    reasons: list[str] = ["triton: opt-in (backend='triton') until GPU benchmarks show where it wins"]
     if q.device.type != "cuda":
         reasons.append(f"flex: not compiled for device {q.device.type!r} (no CPU backward in PyTorch)")
     elif not _flex_available():
@@ -230,7 +275,7 @@ def kprpe_attention(
         v: ``(B, H, Nk, dv)`` values.
         table: ``(B|1, H|1, Nq, K)`` bias table per query row (e.g. one of ``KeypointRPE``'s tables).
         buckets: ``(Nq, Nk)`` integer bucket map with values in ``[0, K)``.
-        backend: ``"auto"``, ``"reference"``, ``"sdpa"`` or ``"flex"``.
+        backend: ``"auto"``, ``"reference"``, ``"sdpa"``, ``"flex"`` or ``"triton"``.
         attn_mask: optional mask broadcastable to ``(B, H, Nq, Nk)``: additive float (e.g. Swin's
             shifted-window mask) or bool with ``True`` = attend.
         dropout_p: attention dropout probability (pass 0 in eval).

@@ -1,0 +1,394 @@
+"""Fused KP-RPE attention in Triton: ``softmax(q k^T * scale + T[i, buckets[i, j]] + mask) v``.
+
+Flash-attention style: the dense ``(B, H, Nq, Nk)`` bias, logits and probabilities never exist in memory.
+Each program streams key blocks past one block of queries, reads its bias from the query rows of the
+table (``BLOCK_M x K`` values, on-chip cached) through the bucket map, and keeps an online softmax.
+
+Backward (two kernels, no atomics anywhere):
+
+* ``_bwd_kv``: one program per key block, looping over query blocks: ``dK``, ``dV``.
+* ``_bwd_q_table``: one program per query block, looping over key blocks: ``dQ`` and the table
+  gradient. ``dT[i, k] = sum_j dS[i, j] [buckets[i, j] == k]`` is a reduction along the query's own
+  row, so the program that owns the row owns its ``K`` gradient values and accumulates them on chip.
+
+Tables may be broadcast views (stride 0 over batch or heads, e.g. the shared KP-RPE variants): the
+kernels read them through their strides and the gradient is summed over the broadcast dimensions.
+
+Runs on CUDA tensors; with ``TRITON_INTERPRET=1`` set before this module is imported, Triton's
+interpreter runs the same kernels on CPU tensors (how the tests check them without a GPU).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+__all__ = ["BlockSizes", "interpreted_kernels", "triton_kprpe_attention"]
+
+_LOG2E = 1.4426950408889634
+
+
+_INTERPRETED = os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def interpreted_kernels() -> bool:
+    """Whether this module's kernels run in Triton's CPU interpreter (``TRITON_INTERPRET=1`` at import)."""
+    return _INTERPRETED
+
+
+class BlockSizes:
+    """Tile sizes of the kernels (rows of queries x keys per program step) and launch shape."""
+
+    def __init__(self, block_m: int = 64, block_n: int = 64, num_warps: int = 4, num_stages: int = 2) -> None:
+        for name, value in (("block_m", block_m), ("block_n", block_n)):
+            if value < 16 or value & (value - 1):
+                raise ValueError(f"{name} must be a power of two >= 16, got {value}")
+        self.block_m, self.block_n, self.num_warps, self.num_stages = block_m, block_n, num_warps, num_stages
+
+    def __repr__(self) -> str:
+        return f"BlockSizes(block_m={self.block_m}, block_n={self.block_n}, num_warps={self.num_warps})"
+
+
+@triton.jit
+def _scores(
+    q, k, bucket_ptrs, table_row_ptrs, mask_ptrs, offs_m, offs_n, Nq, Nk, qk_scale, stride_tk,
+    HAS_MASK: tl.constexpr, IEEE: tl.constexpr,
+):
+    """Logits of one (query block, key block) tile in log2 units: ``(BLOCK_M, BLOCK_N)`` float32.
+
+    ``q`` is ``(BLOCK_M, D_PAD)``, ``k`` ``(BLOCK_N, D_PAD)`` (zero-padded); keys past ``Nk`` get ``-inf``.
+    """
+    valid_m = offs_m < Nq
+    valid_n = offs_n < Nk
+    if IEEE:
+        s = tl.dot(q, tl.trans(k), input_precision="ieee")
+    else:
+        s = tl.dot(q, tl.trans(k))
+    tile = valid_m[:, None] & valid_n[None, :]
+    bucket = tl.load(bucket_ptrs, mask=tile, other=0)
+    bias = tl.load(table_row_ptrs[:, None] + bucket * stride_tk, mask=tile, other=0.0).to(tl.float32)
+    s = s * qk_scale + bias * 1.4426950408889634
+    if HAS_MASK:
+        s += tl.load(mask_ptrs, mask=tile, other=0.0).to(tl.float32) * 1.4426950408889634
+    return tl.where(valid_n[None, :], s, float("-inf"))
+
+
+@triton.jit
+def _fwd(
+    Q, K, V, T, BKT, MASK, O, LSE,
+    sqb, sqh, sqn, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
+    stb, sth, stn, stk, smb, smh, smn, smk, sob, soh, son, sod,
+    H, D, DV, qk_scale,
+    Nq: tl.constexpr, Nk: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D_PAD: tl.constexpr, DV_PAD: tl.constexpr,
+    HAS_MASK: tl.constexpr, IEEE: tl.constexpr,
+):
+    bh = tl.program_id(0)
+    b = bh // H
+    h = bh % H
+    offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n0 = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, D_PAD)
+    offs_dv = tl.arange(0, DV_PAD)
+    valid_m = offs_m < Nq
+
+    q = tl.load(
+        Q + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :] * sqd,
+        mask=valid_m[:, None] & (offs_d[None, :] < D), other=0.0,
+    )
+    table_rows = T + b * stb + h * sth + offs_m * stn
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, DV_PAD], tl.float32)
+    for start_n in range(0, Nk, BLOCK_N):
+        offs_n = start_n + offs_n0
+        k = tl.load(
+            K + b * skb + h * skh + offs_n[:, None] * skn + offs_d[None, :] * skd,
+            mask=(offs_n[:, None] < Nk) & (offs_d[None, :] < D), other=0.0,
+        )
+        s = _scores(
+            q, k, BKT + offs_m[:, None] * Nk + offs_n[None, :], table_rows,
+            MASK + b * smb + h * smh + offs_m[:, None] * smn + offs_n[None, :] * smk,
+            offs_m, offs_n, Nq, Nk, qk_scale, stk, HAS_MASK, IEEE,
+        )
+        m_new = tl.maximum(m_i, tl.max(s, 1))
+        m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows masked out so far stay at zero weight
+        alpha = tl.exp2(m_i - m_safe)
+        p = tl.exp2(s - m_safe[:, None])
+        l_i = l_i * alpha + tl.sum(p, 1)
+        v = tl.load(
+            V + b * svb + h * svh + offs_n[:, None] * svn + offs_dv[None, :] * svd,
+            mask=(offs_n[:, None] < Nk) & (offs_dv[None, :] < DV), other=0.0,
+        )
+        if IEEE:
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision="ieee")
+        else:
+            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+        m_i = m_new
+    out = acc / l_i[:, None]
+    tl.store(
+        O + b * sob + h * soh + offs_m[:, None] * son + offs_dv[None, :] * sod,
+        out.to(O.dtype.element_ty), mask=valid_m[:, None] & (offs_dv[None, :] < DV),
+    )
+    tl.store(LSE + bh * Nq + offs_m, m_i + tl.log2(l_i), mask=valid_m)
+
+
+@triton.jit
+def _bwd_kv(
+    Q, K, V, T, BKT, MASK, DO, LSE, DELTA, DK, DV_,
+    sqb, sqh, sqn, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
+    stb, sth, stn, stk, smb, smh, smn, smk, sob, soh, son, sod,
+    H, D, DV, qk_scale, scale,
+    Nq: tl.constexpr, Nk: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D_PAD: tl.constexpr, DV_PAD: tl.constexpr,
+    HAS_MASK: tl.constexpr, IEEE: tl.constexpr,
+):
+    """dK and dV of one key block; ``DO`` shares the strides ``so*`` and ``DK``/``DV_`` are contiguous."""
+    bh = tl.program_id(0)
+    b = bh // H
+    h = bh % H
+    offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_m0 = tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, D_PAD)
+    offs_dv = tl.arange(0, DV_PAD)
+    valid_n = offs_n < Nk
+    k = tl.load(
+        K + b * skb + h * skh + offs_n[:, None] * skn + offs_d[None, :] * skd,
+        mask=valid_n[:, None] & (offs_d[None, :] < D), other=0.0,
+    )
+    v = tl.load(
+        V + b * svb + h * svh + offs_n[:, None] * svn + offs_dv[None, :] * svd,
+        mask=valid_n[:, None] & (offs_dv[None, :] < DV), other=0.0,
+    )
+    dk = tl.zeros([BLOCK_N, D_PAD], tl.float32)
+    dv = tl.zeros([BLOCK_N, DV_PAD], tl.float32)
+    for start_m in range(0, Nq, BLOCK_M):
+        offs_m = start_m + offs_m0
+        valid_m = offs_m < Nq
+        q = tl.load(
+            Q + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :] * sqd,
+            mask=valid_m[:, None] & (offs_d[None, :] < D), other=0.0,
+        )
+        do = tl.load(
+            DO + b * sob + h * soh + offs_m[:, None] * son + offs_dv[None, :] * sod,
+            mask=valid_m[:, None] & (offs_dv[None, :] < DV), other=0.0,
+        )
+        lse = tl.load(LSE + bh * Nq + offs_m, mask=valid_m, other=0.0)
+        delta = tl.load(DELTA + bh * Nq + offs_m, mask=valid_m, other=0.0)
+        s = _scores(
+            q, k, BKT + offs_m[:, None] * Nk + offs_n[None, :], T + b * stb + h * sth + offs_m * stn,
+            MASK + b * smb + h * smh + offs_m[:, None] * smn + offs_n[None, :] * smk,
+            offs_m, offs_n, Nq, Nk, qk_scale, stk, HAS_MASK, IEEE,
+        )
+        p = tl.where(valid_m[:, None], tl.exp2(s - lse[:, None]), 0.0)  # (BLOCK_M, BLOCK_N)
+        if IEEE:
+            dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision="ieee")
+            dp = tl.dot(do, tl.trans(v), input_precision="ieee")
+        else:
+            dv += tl.dot(tl.trans(p.to(do.dtype)), do)
+            dp = tl.dot(do, tl.trans(v))
+        ds = p * (dp - delta[:, None])
+        if IEEE:
+            dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision="ieee")
+        else:
+            dk += tl.dot(tl.trans(ds.to(q.dtype)), q)
+    base = bh * Nk * D
+    tl.store(
+        DK + base + offs_n[:, None] * D + offs_d[None, :], (dk * scale).to(DK.dtype.element_ty),
+        mask=valid_n[:, None] & (offs_d[None, :] < D),
+    )
+    tl.store(
+        DV_ + bh * Nk * DV + offs_n[:, None] * DV + offs_dv[None, :], dv.to(DV_.dtype.element_ty),
+        mask=valid_n[:, None] & (offs_dv[None, :] < DV),
+    )
+
+
+@triton.jit
+def _bwd_q_table(
+    Q, K, V, T, BKT, MASK, DO, LSE, DELTA, DQ, DT,
+    sqb, sqh, sqn, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
+    stb, sth, stn, stk, smb, smh, smn, smk, sob, soh, son, sod,
+    H, D, DV, qk_scale, scale,
+    Nq: tl.constexpr, Nk: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D_PAD: tl.constexpr, DV_PAD: tl.constexpr,
+    NB: tl.constexpr, NB_PAD: tl.constexpr, HAS_MASK: tl.constexpr, TABLE_GRAD: tl.constexpr, IEEE: tl.constexpr,
+):
+    """dQ and the table gradient of one query block (``DQ`` contiguous, ``DT`` a dense (B, H, Nq, NB))."""
+    bh = tl.program_id(0)
+    b = bh // H
+    h = bh % H
+    offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n0 = tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, D_PAD)
+    offs_dv = tl.arange(0, DV_PAD)
+    offs_k = tl.arange(0, NB_PAD)
+    valid_m = offs_m < Nq
+    q = tl.load(
+        Q + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :] * sqd,
+        mask=valid_m[:, None] & (offs_d[None, :] < D), other=0.0,
+    )
+    do = tl.load(
+        DO + b * sob + h * soh + offs_m[:, None] * son + offs_dv[None, :] * sod,
+        mask=valid_m[:, None] & (offs_dv[None, :] < DV), other=0.0,
+    )
+    lse = tl.load(LSE + bh * Nq + offs_m, mask=valid_m, other=0.0)
+    delta = tl.load(DELTA + bh * Nq + offs_m, mask=valid_m, other=0.0)
+    table_rows = T + b * stb + h * sth + offs_m * stn
+    dq = tl.zeros([BLOCK_M, D_PAD], tl.float32)
+    dt = tl.zeros([BLOCK_M, NB_PAD], tl.float32)
+    for start_n in range(0, Nk, BLOCK_N):
+        offs_n = start_n + offs_n0
+        k = tl.load(
+            K + b * skb + h * skh + offs_n[:, None] * skn + offs_d[None, :] * skd,
+            mask=(offs_n[:, None] < Nk) & (offs_d[None, :] < D), other=0.0,
+        )
+        bucket_ptrs = BKT + offs_m[:, None] * Nk + offs_n[None, :]
+        s = _scores(
+            q, k, bucket_ptrs, table_rows,
+            MASK + b * smb + h * smh + offs_m[:, None] * smn + offs_n[None, :] * smk,
+            offs_m, offs_n, Nq, Nk, qk_scale, stk, HAS_MASK, IEEE,
+        )
+        p = tl.where(valid_m[:, None], tl.exp2(s - lse[:, None]), 0.0)
+        v = tl.load(
+            V + b * svb + h * svh + offs_n[:, None] * svn + offs_dv[None, :] * svd,
+            mask=(offs_n[:, None] < Nk) & (offs_dv[None, :] < DV), other=0.0,
+        )
+        if IEEE:
+            dp = tl.dot(do, tl.trans(v), input_precision="ieee")
+        else:
+            dp = tl.dot(do, tl.trans(v))
+        ds = p * (dp - delta[:, None])  # gradient of the logits = gradient of the bias
+        if IEEE:
+            dq += tl.dot(ds.to(k.dtype), k, input_precision="ieee")
+        else:
+            dq += tl.dot(ds.to(k.dtype), k)
+        if TABLE_GRAD:
+            bucket = tl.load(bucket_ptrs, mask=valid_m[:, None] & (offs_n[None, :] < Nk), other=-1)
+            for kk in tl.static_range(NB):
+                col = tl.sum(tl.where(bucket == kk, ds, 0.0), 1)  # (BLOCK_M,)
+                dt += tl.where(offs_k[None, :] == kk, col[:, None], 0.0)
+    tl.store(
+        DQ + bh * Nq * D + offs_m[:, None] * D + offs_d[None, :], (dq * scale).to(DQ.dtype.element_ty),
+        mask=valid_m[:, None] & (offs_d[None, :] < D),
+    )
+    if TABLE_GRAD:
+        tl.store(
+            DT + bh * Nq * NB + offs_m[:, None] * NB + offs_k[None, :], dt,
+            mask=valid_m[:, None] & (offs_k[None, :] < NB),
+        )
+
+
+def _pad(n: int) -> int:
+    return max(16, triton.next_power_of_2(n))
+
+
+def _strides4(t: torch.Tensor | None) -> tuple[int, int, int, int]:
+    return (0, 0, 0, 0) if t is None else tuple(t.stride())  # type: ignore[return-value]
+
+
+class _KPRPEAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, table, buckets, mask, scale, blocks):
+        batch, heads, nq, dim = q.shape
+        nk, dim_v = k.shape[2], v.shape[-1]
+        table4 = table.expand(batch, heads, nq, table.shape[-1])
+        mask4 = None if mask is None else mask.expand(batch, heads, nq, nk)
+        out = torch.empty(batch, heads, nq, dim_v, device=q.device, dtype=q.dtype)
+        lse = torch.empty(batch * heads, nq, device=q.device, dtype=torch.float32)
+        ieee = q.dtype == torch.float32
+        grid = (batch * heads, triton.cdiv(nq, blocks.block_m))
+        _fwd[grid](
+            q, k, v, table4, buckets, q if mask4 is None else mask4, out, lse,
+            *q.stride(), *k.stride(), *v.stride(), *table4.stride(), *_strides4(mask4), *out.stride(),
+            heads, dim, dim_v, scale * _LOG2E, Nq=nq, Nk=nk,
+            BLOCK_M=blocks.block_m, BLOCK_N=blocks.block_n, D_PAD=_pad(dim), DV_PAD=_pad(dim_v),
+            HAS_MASK=mask4 is not None, IEEE=ieee, num_warps=blocks.num_warps, num_stages=blocks.num_stages,
+        )
+        ctx.save_for_backward(q, k, v, table, buckets, mask, out, lse)
+        ctx.scale, ctx.blocks = scale, blocks
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, table, buckets, mask, out, lse = ctx.saved_tensors
+        scale, blocks = ctx.scale, ctx.blocks
+        batch, heads, nq, dim = q.shape
+        nk, dim_v, num_buckets = k.shape[2], v.shape[-1], table.shape[-1]
+        table4 = table.expand(batch, heads, nq, num_buckets)
+        mask4 = None if mask is None else mask.expand(batch, heads, nq, nk)
+        grad_out = grad_out.contiguous() if grad_out.stride(-1) != 1 else grad_out
+        delta = (grad_out.float() * out.float()).sum(-1).reshape(batch * heads, nq)
+        ieee = q.dtype == torch.float32
+        table_grad = ctx.needs_input_grad[3]
+        dq = torch.empty(batch, heads, nq, dim, device=q.device, dtype=q.dtype)
+        dk = torch.empty(batch, heads, nk, dim, device=q.device, dtype=k.dtype)
+        dv = torch.empty(batch, heads, nk, dim_v, device=q.device, dtype=v.dtype)
+        dt = torch.empty(batch, heads, nq, num_buckets, device=q.device, dtype=torch.float32) if table_grad else lse
+        common = (
+            *q.stride(), *k.stride(), *v.stride(), *table4.stride(), *_strides4(mask4), *grad_out.stride(),
+        )
+        mask_arg = q if mask4 is None else mask4
+        meta = {
+            "BLOCK_M": blocks.block_m, "BLOCK_N": blocks.block_n, "D_PAD": _pad(dim), "DV_PAD": _pad(dim_v),
+            "HAS_MASK": mask4 is not None, "IEEE": ieee, "num_warps": blocks.num_warps,
+            "num_stages": blocks.num_stages,
+        }
+        _bwd_kv[(batch * heads, triton.cdiv(nk, blocks.block_n))](
+            q, k, v, table4, buckets, mask_arg, grad_out, lse, delta, dk, dv,
+            *common, heads, dim, dim_v, scale * _LOG2E, scale, Nq=nq, Nk=nk, **meta,
+        )
+        _bwd_q_table[(batch * heads, triton.cdiv(nq, blocks.block_m))](
+            q, k, v, table4, buckets, mask_arg, grad_out, lse, delta, dq, dt,
+            *common, heads, dim, dim_v, scale * _LOG2E, scale, Nq=nq, Nk=nk,
+            NB=num_buckets, NB_PAD=triton.next_power_of_2(num_buckets), TABLE_GRAD=table_grad, **meta,
+        )
+        grad_table = None
+        if table_grad:
+            # sum over the dimensions the table was broadcast along, then restore its shape
+            dims = [d for d in (0, 1) if table.shape[d] == 1 and dt.shape[d] != 1]
+            grad_table = (dt.sum(dim=dims, keepdim=True) if dims else dt).to(table.dtype)
+        return dq, dk, dv, grad_table, None, None, None, None
+
+
+def triton_kprpe_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    table: torch.Tensor,
+    buckets: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    scale: float | None = None,
+    blocks: BlockSizes | None = None,
+) -> torch.Tensor:
+    """Fused attention with a bucket-table bias (the ``"triton"`` backend of ``kprpe_attention``).
+
+    Args:
+        q: ``(B, H, Nq, d)``; k: ``(B, H, Nk, d)``; v: ``(B, H, Nk, dv)`` (float32, float16 or bfloat16).
+        table: ``(B|1, H|1, Nq, K)`` bias table (any strides; broadcast views are not copied).
+        buckets: ``(Nq, Nk)`` integer map with values in ``[0, K)``.
+        attn_mask: optional additive float mask broadcastable to ``(B, H, Nq, Nk)`` (no gradient).
+        scale: logit scale, ``d ** -0.5`` by default.
+        blocks: tile sizes (defaults: 64 x 64, 4 warps).
+
+    Returns:
+        ``(B, H, Nq, dv)`` in ``q``'s dtype. Differentiable in ``q``, ``k``, ``v`` and ``table``.
+    """
+    if q.device.type != "cuda" and not _INTERPRETED:
+        raise RuntimeError(
+            "the triton backend runs on CUDA tensors (or on CPU in Triton's interpreter: set "
+            "TRITON_INTERPRET=1 before importing kprpe)"
+        )
+    if attn_mask is not None and attn_mask.requires_grad:
+        raise NotImplementedError("the triton backend has no gradient for attn_mask")
+    if attn_mask is not None and attn_mask.dim() < 4:
+        attn_mask = attn_mask.view((1,) * (4 - attn_mask.dim()) + tuple(attn_mask.shape))
+    if scale is None:
+        scale = q.shape[-1] ** -0.5
+    if not math.isfinite(scale):
+        raise ValueError(f"scale must be finite, got {scale}")
+    index = buckets.to(device=q.device, dtype=torch.int32).contiguous()
+    return _KPRPEAttention.apply(q, k, v, table, index, attn_mask, float(scale), blocks or BlockSizes())

@@ -1,0 +1,177 @@
+"""The fused Triton backend against the ``reference`` backend: values and gradients of q, k, v and the table.
+
+Without a GPU the kernels run in Triton's CPU interpreter (``TRITON_INTERPRET=1``, set by
+``tests/conftest.py`` before anything imports triton); with CUDA they run compiled.
+"""
+
+import pytest
+import torch
+
+pytest.importorskip("triton", reason="the triton backend needs the triton package (pip install triton)")
+
+CUDA = torch.cuda.is_available()
+DEVICE = "cuda" if CUDA else "cpu"
+
+import kprpe.core.triton_attention as ta  # noqa: E402
+
+if not CUDA and not ta.interpreted_kernels():
+    pytest.skip("no CUDA and TRITON_INTERPRET is not 1 (tests/conftest.py sets it)", allow_module_level=True)
+
+from kprpe.core import (  # noqa: E402
+    KeypointRPE,
+    VisionTransformer,
+    explain_backend,
+    kprpe_attention,
+    product_buckets,
+    shifted_window_mask,
+)
+
+SMALL = ta.BlockSizes(16, 16)  # several blocks per sequence, so the tails and the loops are exercised
+
+
+def _inputs(batch, heads, nq, nk, d, dv, k_buckets, dtype=torch.float32, seed=0, table_shape=None):
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randn(batch, heads, nq, d, generator=gen)
+    k = torch.randn(batch, heads, nk, d, generator=gen)
+    v = torch.randn(batch, heads, nk, dv, generator=gen)
+    table = torch.randn(*(table_shape or (batch, heads)), nq, k_buckets, generator=gen)
+    return [t.to(DEVICE, dtype).requires_grad_() for t in (q, k, v, table)]
+
+
+def _compare(inputs, buckets, mask=None, atol=2e-5, rtol=1e-4, blocks=SMALL):
+    grad_out = torch.randn_like(inputs[0][..., :1].expand(*inputs[0].shape[:-1], inputs[2].shape[-1]))
+    out = ta.triton_kprpe_attention(*inputs, buckets, mask, blocks=blocks)
+    grads = torch.autograd.grad(out, inputs, grad_out)
+    ref = kprpe_attention(*[t.float() for t in inputs], buckets, "reference", mask)
+    ref_grads = torch.autograd.grad(ref, inputs, grad_out.float())
+    assert out.dtype == inputs[0].dtype and out.shape == ref.shape
+    torch.testing.assert_close(out.float(), ref, atol=atol, rtol=rtol)
+    for name, g, r in zip("qkvT", grads, ref_grads):
+        assert g.shape == r.shape, name
+        torch.testing.assert_close(g.float(), r.float(), atol=atol, rtol=rtol, msg=lambda m, n=name: f"grad {n}: {m}")
+
+
+@pytest.mark.parametrize(
+    "grid, d, dv",
+    [((5, 7), 24, 24), ((3, 5), 16, 16), ((4, 4), 20, 12), ((2, 9), 64, 64)],
+    ids=["5x7-d24", "window3x5-d16", "4x4-d20-dv12", "2x9-d64"],
+)
+def test_matches_reference_values_and_gradients(grid, d, dv):
+    buckets, k = product_buckets(*grid)
+    n = buckets.shape[0]
+    _compare(_inputs(2, 2, n, n, d, dv, k), buckets)
+
+
+def test_default_block_sizes_with_196_tokens():
+    buckets, k = product_buckets(14, 14)  # the face ViT grid: 196 = 3 full 64-blocks and a tail of 4
+    _compare(_inputs(1, 1, 196, 196, 32, 32, k), buckets, blocks=ta.BlockSizes())
+
+
+def test_prefix_bucket_and_rectangular_maps():
+    buckets, k = product_buckets(3, 4, num_prefix_tokens=1)  # CLS token with its own bucket K = 49
+    assert k == 50
+    _compare(_inputs(1, 2, 13, 13, 16, 16, k), buckets)
+    gen = torch.Generator().manual_seed(1)
+    rect = torch.randint(0, 10, (21, 35), generator=gen)  # cross attention: Nq != Nk, any bucket map
+    _compare(_inputs(2, 1, 21, 35, 16, 8, 10), rect)
+
+
+@pytest.mark.parametrize("table_shape", [(1, 1), (2, 1), (1, 3)], ids=["shared", "per-sample", "per-head"])
+def test_broadcast_tables_get_summed_gradients(table_shape):
+    buckets, k = product_buckets(3, 5)
+    inputs = _inputs(2, 3, 15, 15, 16, 16, k, table_shape=table_shape)
+    _compare(inputs, buckets)
+    expanded = inputs[3].expand(2, 3, 15, k)  # a stride-0 view, as KeypointRPE's shared variants return
+    out = ta.triton_kprpe_attention(*inputs[:3], expanded, buckets, blocks=SMALL)
+    assert torch.isfinite(out).all()
+
+
+def test_swin_shift_mask():
+    buckets, k = product_buckets(3, 5)
+    mask = shifted_window_mask((6, 10), (3, 5), (1, 2)).to(DEVICE)  # (nW, Nw, Nw) additive, -100 / 0
+    windows = mask.shape[0]
+    mask4 = mask[:, None].repeat(2, 1, 1, 1)  # (B*nW, 1, Nw, Nw) as SwinBlock passes it
+    _compare(_inputs(2 * windows, 2, 15, 15, 16, 16, k), buckets, mask=mask4)
+
+
+def test_table_without_gradient_and_non_contiguous_inputs():
+    buckets, k = product_buckets(4, 5)
+    gen = torch.Generator().manual_seed(3)
+    qkv = torch.randn(2, 20, 3, 2, 16, generator=gen).to(DEVICE).requires_grad_()
+    q, kk, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # strided views, as Attention makes them
+    table = torch.randn(2, 2, 20, k, generator=gen).to(DEVICE)
+    out = ta.triton_kprpe_attention(q, kk, v, table, buckets, blocks=SMALL)
+    (grad,) = torch.autograd.grad(out.square().sum(), qkv)
+    ref = kprpe_attention(q, kk, v, table, buckets, "reference")
+    (ref_grad,) = torch.autograd.grad(ref.square().sum(), qkv)
+    torch.testing.assert_close(out, ref, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(grad, ref_grad, atol=5e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_half_precision_within_tolerance(dtype):
+    if dtype == torch.bfloat16 and not CUDA:
+        pytest.skip("Triton 3.6's interpreter computes tl.dot on bfloat16 wrongly; bf16 is checked on CUDA")
+    buckets, k = product_buckets(4, 6)
+    _compare(_inputs(1, 2, 24, 24, 32, 32, k, dtype=dtype), buckets, atol=3e-2, rtol=3e-2)
+
+
+def test_through_kprpe_attention_and_a_keypoint_vit():
+    torch.manual_seed(0)
+    kwargs = dict(img_size=24, patch_size=4, embed_dim=32, depth=2, num_heads=2, rpe="kprpe")
+    ref_model = VisionTransformer(**kwargs, backend="reference").to(DEVICE)
+    torch.nn.init.normal_(ref_model.kprpe.proj.weight, std=0.3)  # a non-trivial bias (W_L starts at zero)
+    model = VisionTransformer(**kwargs, backend="triton").to(DEVICE)
+    model.load_state_dict(ref_model.state_dict())
+    images = torch.randn(2, 3, 24, 24, device=DEVICE)
+    landmarks = torch.rand(2, 5, 2, device=DEVICE)
+    out, ref = model(images, landmarks), ref_model(images, landmarks)
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+    out.square().sum().backward()
+    ref.square().sum().backward()
+    ref_params = dict(ref_model.named_parameters())
+    for name, p in model.named_parameters():
+        if ref_params[name].grad is not None:
+            torch.testing.assert_close(p.grad, ref_params[name].grad, atol=1e-4, rtol=1e-3, msg=name)
+    assert model.kprpe.proj.weight.grad.abs().sum() > 0  # W_L is trained through the kernel's table gradient
+
+
+def test_keypoint_rpe_tables_are_accepted_as_views():
+    rpe = KeypointRPE(num_keypoints=5, grid_size=(4, 4), num_heads=2, depth=1, variant="relative").to(DEVICE)
+    torch.nn.init.normal_(rpe.proj.weight, std=0.3)
+    landmarks = torch.rand(2, 5, 2, device=DEVICE)
+    (table,) = rpe(landmarks)  # (2, 2, 16, 49), stride 0 over heads
+    assert table.stride(1) == 0
+    q, k, v = (torch.randn(2, 2, 16, 16, device=DEVICE) for _ in range(3))
+    out = kprpe_attention(q, k, v, table, rpe.buckets, backend="triton")
+    (grad,) = torch.autograd.grad(out.sum(), rpe.proj.weight)
+    ref = kprpe_attention(q, k, v, rpe(landmarks)[0], rpe.buckets, backend="reference")
+    (ref_grad,) = torch.autograd.grad(ref.sum(), rpe.proj.weight)
+    torch.testing.assert_close(out, ref, atol=2e-5, rtol=1e-4)
+    torch.testing.assert_close(grad, ref_grad, atol=1e-4, rtol=1e-4)
+
+
+def test_clear_errors():
+    buckets, k = product_buckets(3, 3)
+    q, kk, v, table = _inputs(1, 1, 9, 9, 16, 16, k)
+    with pytest.raises(NotImplementedError, match="dropout"):
+        kprpe_attention(q, kk, v, table, buckets, backend="triton", dropout_p=0.1)
+    with pytest.raises(NotImplementedError, match="attn_mask"):
+        ta.triton_kprpe_attention(q, kk, v, table, buckets, torch.zeros(9, 9, device=DEVICE, requires_grad=True))
+    with pytest.raises(ValueError, match="power of two"):
+        ta.BlockSizes(24, 16)
+    with pytest.raises(ValueError, match="table of shape"):  # the shared shape checks run first
+        kprpe_attention(q, kk, v, table[..., :5, :], buckets, backend="triton")
+
+
+def test_cpu_without_interpreter_names_the_fix(monkeypatch):
+    monkeypatch.setattr(ta, "_INTERPRETED", False)
+    buckets, k = product_buckets(2, 2)
+    q, kk, v, table = (t.detach().cpu() for t in _inputs(1, 1, 4, 4, 16, 16, k))
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
+        ta.triton_kprpe_attention(q, kk, v, table, buckets)
+
+
+def test_auto_does_not_pick_triton_yet():
+    name, reasons = explain_backend(torch.randn(1, 1, 4, 16))
+    assert name != "triton" and any(r.startswith("triton:") for r in reasons)
