@@ -10,7 +10,8 @@ in the same run. Every measurement runs in a fresh subprocess so that peak memor
     python tools/bench_attention.py --device cuda        # bf16, the issue's batch sizes
     python tools/bench_attention.py --write              # also update benchmarks/RESULTS.md
 
-Flex attention has no backward on CPU (PyTorch), so its CPU rows show the forward only.
+Flex attention has no backward on CPU (PyTorch), so its CPU rows show the forward only; the Triton
+kernel (``backend='triton'``) is measured on CUDA only.
 """
 
 from __future__ import annotations
@@ -18,10 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
-import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -33,8 +30,8 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kprpe.core import kprpe_attention, product_buckets  # noqa: E402
-from kprpe.io import atomic_write_text  # noqa: E402
+from kprpe.benchmark import PeakMemory, device_label, fmt, ratio, run_isolated, time_ms, write_section  # noqa: E402
+from kprpe.core import backend_unavailable, kprpe_attention, product_buckets  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -53,7 +50,12 @@ SHAPES = (
     Shape("SwinGait-2D stage 1 windows (H16, N15, d16)", 16, (3, 5), 16, 1024, 38400),
     Shape("SwinGait-2D stage 2 windows (H32, N15, d16)", 32, (3, 5), 16, 1024, 38400),
 )
-BACKENDS = ("no bias (SDPA)", "reference", "sdpa", "flex")
+BACKENDS = ("no bias (SDPA)", "reference", "sdpa", "flex", "triton")
+
+
+def backends(device: str) -> list[str]:
+    """The rows measured on ``device``: the baseline and every backend that can run there."""
+    return [BACKENDS[0]] + [b for b in BACKENDS[1:] if backend_unavailable(b, device) is None]
 
 
 def _inputs(shape: Shape, device: str, dtype: torch.dtype, batch: int):
@@ -71,36 +73,14 @@ def _call(backend: str, q, k, v, table, buckets):
     return kprpe_attention(q, k, v, table, buckets, backend=backend)
 
 
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
-def _time(fn, device: str, repeats: int) -> float:
-    for _ in range(3):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
 def worker(shape_index: int, backend: str, device: str, dtype_name: str, batch: int, repeats: int) -> dict:
     """One measurement in this process: {'fwd_ms', 'fwdbwd_ms', 'peak_mib'} (None where unsupported)."""
     dtype = getattr(torch, dtype_name)
     shape = SHAPES[shape_index]
     q, k, v, table, buckets = _inputs(shape, device, dtype, batch)
-    if device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = PeakMemory(device)
     with torch.no_grad():
-        fwd = _time(lambda: _call(backend, q, k, v, table, buckets), device, repeats)
+        fwd = time_ms(lambda: _call(backend, q, k, v, table, buckets), device, repeats)
     fwdbwd = None
     can_backward = not (backend == "flex" and device == "cpu")
     if can_backward:
@@ -112,12 +92,8 @@ def worker(shape_index: int, backend: str, device: str, dtype_name: str, batch: 
             for t in leaves:
                 t.grad = None
 
-        fwdbwd = _time(step, device, repeats)
-    if device == "cuda":
-        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-    else:
-        peak = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024  # KiB -> MiB on Linux
-    return {"fwd_ms": fwd, "fwdbwd_ms": fwdbwd, "peak_mib": peak}
+        fwdbwd = time_ms(step, device, repeats)
+    return {"fwd_ms": fwd, "fwdbwd_ms": fwdbwd, "peak_mib": peak.mib()}
 
 
 def run_all(args) -> list[dict]:
@@ -127,41 +103,23 @@ def run_all(args) -> list[dict]:
         batch = args.batch or (shape.batch_cuda if args.device == "cuda" else shape.batch_cpu)
         if shape.grid == (3, 5) and args.windows:
             batch = args.windows
-        for backend in BACKENDS:
+        for backend in backends(args.device):
             cmd = [
-                sys.executable, __file__, "--worker", str(index), backend, "--device", args.device,
+                __file__, "--worker", str(index), backend, "--device", args.device,
                 "--dtype", dtype, "--batch", str(batch), "--repeats", str(args.repeats),
             ]  # fmt: skip
-            env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if proc.returncode != 0:
-                result = {"fwd_ms": None, "fwdbwd_ms": None, "peak_mib": None, "error": proc.stderr.strip().splitlines()[-1]}
-            else:
-                result = json.loads(proc.stdout.strip().splitlines()[-1])
+            result = {"fwd_ms": None, "fwdbwd_ms": None, "peak_mib": None, **run_isolated(cmd, REPO)}
             result.update(shape=shape.name, backend=backend, batch=batch, dtype=dtype)
             rows.append(result)
-            print(f"{shape.name:45s} {backend:16s} {_fmt(result.get('fwd_ms'))} / {_fmt(result.get('fwdbwd_ms'))} ms"
-                  f"  peak {_fmt(result.get('peak_mib'))} MiB" + (f"  [{result['error']}]" if "error" in result else ""),
+            print(f"{shape.name:45s} {backend:16s} {fmt(result.get('fwd_ms'))} / {fmt(result.get('fwdbwd_ms'))} ms"
+                  f"  peak {fmt(result.get('peak_mib'))} MiB" + (f"  [{result['error']}]" if "error" in result else ""),
                   flush=True)  # fmt: skip
     return rows
 
 
-def _fmt(value, digits=2) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _ratio(value, base) -> str:
-    if value is None or not base:
-        return "n/a"
-    return f"{value / base:.2f}x"
-
-
 def markdown(rows: list[dict], args) -> str:
     device = args.device
-    if device == "cuda":
-        card = torch.cuda.get_device_name(0)
-    else:
-        card = f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
+    card = device_label(device)
     lines = [
         f"### Attention layer, {card}, torch {torch.__version__}, {rows[0]['dtype']}",
         "",
@@ -181,25 +139,16 @@ def markdown(rows: list[dict], args) -> str:
             if "error" in r:
                 note = f" (failed: {r['error'][:80]})"
             lines.append(
-                f"| {shape.name} ({r['batch']}) | {r['backend']}{note} | {_fmt(r['fwd_ms'])} | {_ratio(r['fwd_ms'], base['fwd_ms'])} | "
-                f"{_fmt(r['fwdbwd_ms'])} | {_ratio(r['fwdbwd_ms'], base['fwdbwd_ms'])} | {_fmt(r['peak_mib'], 1)} | "
-                f"{_ratio(r['peak_mib'], base['peak_mib'])} |"
+                f"| {shape.name} ({r['batch']}) | {r['backend']}{note} | {fmt(r['fwd_ms'])} | {ratio(r['fwd_ms'], base['fwd_ms'])} | "
+                f"{fmt(r['fwdbwd_ms'])} | {ratio(r['fwdbwd_ms'], base['fwdbwd_ms'])} | {fmt(r['peak_mib'], 1)} | "
+                f"{ratio(r['peak_mib'], base['peak_mib'])} |"
             )
     return "\n".join(lines) + "\n"
 
 
 def write_results(section: str, key: str, path: Path) -> None:
     """Replace (or append) the section marked ``key`` in ``path``, atomically."""
-    begin, end = f"<!-- {key} -->", f"<!-- /{key} -->"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nMeasured results; each section says how it was made.\n"
-    block = f"{begin}\n{section}{end}\n"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        _, tail = rest.split(end, 1)
-        text = head + block + tail.lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    atomic_write_text(path, text)
+    write_section(section, key, path)
 
 
 def main(argv: list[str] | None = None) -> int:
