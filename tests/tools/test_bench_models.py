@@ -1,0 +1,49 @@
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "bench_models.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_models", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_variants_list_baseline_first_and_say_why_some_are_skipped(bench):
+    names, skipped = bench.variants("vit_s", "cpu")
+    assert names[0] == "none" and "irpe" in names and "kprpe:reference" in names
+    assert "kprpe:triton" in skipped and "CUDA" in skipped["kprpe:triton"]
+    names, _ = bench.variants("swingait", "cpu")
+    assert names[0] == "swin" and "kprpe:sdpa" in names
+
+
+@pytest.mark.parametrize("model, variant", [("swingait", "kprpe:reference"), ("vit_b", "kprpe:sdpa")])
+def test_worker_measures_training_and_evaluation(bench, model, variant):
+    result = bench.worker(model, variant, "cpu", False, 2, (2, 1, 2), repeats=1, warmup=0, tiny=True)
+    assert result["train_per_s"] > 0 and result["eval_per_s"] > 0 and result["peak_mib"] >= 0
+    assert result["items"] == (4 if model == "swingait" else 2)
+
+
+def test_flex_training_on_cpu_is_reported_unavailable_not_faked(bench):
+    result = bench.worker("vit_s", "kprpe:flex", "cpu", False, 1, (1, 1, 1), repeats=1, warmup=0, tiny=True)
+    assert result["train_per_s"] is None and result["eval_per_s"] > 0
+
+
+def test_main_writes_a_table_with_ratios_to_the_baseline(bench, tmp_path, capsys):
+    out = tmp_path / "rows.json"
+    argv = ["--device", "cpu", "--models", "vit_s", "--variants", "kprpe:reference", "--tiny", "--batch", "2",
+            "--repeats", "1", "--warmup", "0", "--json", str(out)]  # fmt: skip
+    assert bench.main(argv) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["none", "kprpe:reference"]
+    assert all("error" not in r and r["train_per_s"] > 0 for r in rows)
+    table = capsys.readouterr().out
+    assert "| face ViT-S | none |" in table and "1.00x" in table and "kprpe:reference" in table
