@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import math
 import os
+from collections import OrderedDict
+from typing import NamedTuple
 
 import torch
 import triton
 import triton.language as tl
 
-__all__ = ["BlockSizes", "interpreted_kernels", "triton_kprpe_attention"]
+__all__ = ["BlockSizes", "Separable", "find_separable", "interpreted_kernels", "triton_kprpe_attention"]
 
 _LOG2E = 1.4426950408889634
 
@@ -48,6 +50,17 @@ class BlockSizes:
             if value < 16 or value & (value - 1):
                 raise ValueError(f"{name} must be a power of two >= 16, got {value}")
         self.block_m, self.block_n, self.num_warps, self.num_stages = block_m, block_n, num_warps, num_stages
+
+    @classmethod
+    def for_shape(cls, queries: int, keys: int) -> BlockSizes:
+        """Default tiles: 64 x 64 with 4 warps for long sequences; one 16- or 32-token tile with 1-2
+        warps for small windows (SwinGait's 15-token windows), so little of each program is padding."""
+        longest = max(queries, keys)
+        if longest <= 16:
+            return cls(16, 16, num_warps=1)
+        if longest <= 32:
+            return cls(32, 32, num_warps=2)
+        return cls()
 
     def __repr__(self) -> str:
         return f"BlockSizes(block_m={self.block_m}, block_n={self.block_n}, num_warps={self.num_warps})"
@@ -216,8 +229,16 @@ def _bwd_q_table(
     Nq: tl.constexpr, Nk: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D_PAD: tl.constexpr, DV_PAD: tl.constexpr,
     NB: tl.constexpr, NB_PAD: tl.constexpr, HAS_MASK: tl.constexpr, TABLE_GRAD: tl.constexpr, IEEE: tl.constexpr,
+    SEP_S: tl.constexpr, S_PAD: tl.constexpr, KW: tl.constexpr, KH: tl.constexpr, KH_PAD: tl.constexpr,
 ):
-    """dQ and the table gradient of one query block (``DQ`` contiguous, ``DT`` a dense (B, H, Nq, NB))."""
+    """dQ and the table gradient of one query block (``DQ`` contiguous, ``DT`` a dense (B, H, Nq, NB)).
+
+    Table gradient, generic maps (``SEP_S == 0``): one masked row sum per bucket and key tile.
+    Separable maps (``SEP_S = S > 0``: ``bucket = a * S + c`` where ``a`` depends only on the query and
+    the key's row ``j // KW``, as in the product map of a grid ``KW`` wide): per column bucket ``c``,
+    ``Y[i, c, r] = sum_j dS[i, j] [c(i, j) == c] [j // KW == r]`` is one tensor-core product with the
+    keys' row one-hot, and ``dT[i, a * S + c] = sum_r [a(i, r) == a] Y[i, c, r]`` is done once at the end.
+    """
     bh = tl.program_id(0)
     b = bh // H
     h = bh % H
@@ -239,7 +260,10 @@ def _bwd_q_table(
     delta = tl.load(DELTA + bh * Nq + offs_m, mask=valid_m, other=0.0)
     table_rows = T + b * stb + h * sth + offs_m * stn
     dq = tl.zeros([BLOCK_M, D_PAD], tl.float32)
-    dt = tl.zeros([BLOCK_M, NB_PAD], tl.float32)
+    dt = tl.zeros([BLOCK_M, NB_PAD], tl.float32)  # generic table gradient
+    y3 = tl.zeros([BLOCK_M, S_PAD, KH_PAD], tl.float32)  # separable: per (column bucket, key row) sums
+    offs_s = tl.arange(0, S_PAD)
+    offs_r = tl.arange(0, KH_PAD)
     for start_n in range(0, Nk, BLOCK_N):
         offs_n = start_n + offs_n0
         k = tl.load(
@@ -267,23 +291,111 @@ def _bwd_q_table(
         else:
             dq += tl.dot(ds.to(k.dtype), k)
         if TABLE_GRAD:
-            bucket = tl.load(bucket_ptrs, mask=valid_m[:, None] & (offs_n[None, :] < Nk), other=-1)
-            for kk in tl.static_range(NB):
-                col = tl.sum(tl.where(bucket == kk, ds, 0.0), 1)  # (BLOCK_M,)
-                dt += tl.where(offs_k[None, :] == kk, col[:, None], 0.0)
+            bucket = tl.load(bucket_ptrs, mask=valid_m[:, None] & (offs_n[None, :] < Nk), other=-1).to(tl.int32)
+            if SEP_S > 0:
+                col_bucket = bucket % SEP_S  # -1 (outside) stays -1 and matches nothing
+                key_rows = ((offs_n // KW)[:, None] == offs_r[None, :]).to(k.dtype)  # (BLOCK_N, KH_PAD) one-hot
+                for c in tl.static_range(SEP_S):
+                    masked = tl.where(col_bucket == c, ds, 0.0).to(k.dtype)
+                    if IEEE:
+                        yc = tl.dot(masked, key_rows, input_precision="ieee")
+                    else:
+                        yc = tl.dot(masked, key_rows)
+                    y3 += tl.where(offs_s[None, :, None] == c, yc[:, None, :], 0.0)
+            else:
+                for kk in tl.static_range(NB):
+                    col = tl.sum(tl.where(bucket == kk, ds, 0.0), 1)  # (BLOCK_M,)
+                    dt += tl.where(offs_k[None, :] == kk, col[:, None], 0.0)
     tl.store(
         DQ + bh * Nq * D + offs_m[:, None] * D + offs_d[None, :], (dq * scale).to(DQ.dtype.element_ty),
         mask=valid_m[:, None] & (offs_d[None, :] < D),
     )
     if TABLE_GRAD:
-        tl.store(
-            DT + bh * Nq * NB + offs_m[:, None] * NB + offs_k[None, :], dt,
-            mask=valid_m[:, None] & (offs_k[None, :] < NB),
-        )
+        if SEP_S > 0:
+            # the row bucket of (query, key row r) is that of the row's first key
+            first_keys = BKT + offs_m[:, None] * Nk + offs_r[None, :] * KW
+            rows_valid = valid_m[:, None] & (offs_r[None, :] < KH)
+            row_bucket = tl.where(rows_valid, tl.load(first_keys, mask=rows_valid, other=0).to(tl.int32) // SEP_S, -1)
+            for a in tl.static_range(SEP_S):
+                za = tl.sum(tl.where(row_bucket[:, None, :] == a, y3, 0.0), 2)  # (BLOCK_M, S_PAD) over c
+                tl.store(
+                    DT + bh * Nq * NB + offs_m[:, None] * NB + a * SEP_S + offs_s[None, :], za,
+                    mask=valid_m[:, None] & (offs_s[None, :] < SEP_S),
+                )
+        else:
+            tl.store(
+                DT + bh * Nq * NB + offs_m[:, None] * NB + offs_k[None, :], dt,
+                mask=valid_m[:, None] & (offs_k[None, :] < NB),
+            )
 
 
 def _pad(n: int) -> int:
     return max(16, triton.next_power_of_2(n))
+
+
+def _pad_small(n: int) -> int:
+    return max(2, triton.next_power_of_2(n))
+
+
+class Separable(NamedTuple):
+    """How a bucket map factors: ``bucket = a * radix + c`` with ``a`` fixed per (query, key row of
+    ``key_width`` keys); ``radix == 0`` means it does not (generic path)."""
+
+    radix: int
+    key_width: int
+    key_rows: int
+
+
+_GENERIC = Separable(0, 1, 1)
+_MAX_KEY_ROWS = 64  # beyond this the per-row sums cost more than the generic reduction saves
+
+
+def find_separable(buckets: torch.Tensor, num_buckets: int) -> Separable:
+    """The separable structure of a bucket map, if any.
+
+    Tries ``radix = sqrt(K)`` (the product map's ``S``) and the widest key rows first: for a product
+    map over an ``h x w`` grid this finds ``key_width = w``. Maps with prefix tokens (their extra
+    bucket ``K = S*S``) and other methods fall back to the generic reduction.
+    """
+    radix = math.isqrt(num_buckets)
+    nq, nk = buckets.shape
+    if radix > 1 and radix * radix == num_buckets:
+        row_bucket = buckets.to(torch.int64) // radix
+        for width in sorted((w for w in range(2, nk + 1) if nk % w == 0), reverse=True):
+            rows = row_bucket.view(nq, nk // width, width)
+            if nk // width <= _MAX_KEY_ROWS and bool((rows == rows[..., :1]).all()):
+                return Separable(radix, width, nk // width)
+    return _GENERIC
+
+
+class _PreparedMap(NamedTuple):
+    source: torch.Tensor  # the caller's map, held so that its memory (and so its key) cannot be reused
+    version: int
+    index: torch.Tensor
+    separable: Separable
+
+
+_prepared: OrderedDict[tuple, _PreparedMap] = OrderedDict()
+_PREPARED_MAX = 32
+
+
+def _prepare_map(buckets: torch.Tensor, num_buckets: int, device: torch.device) -> tuple[torch.Tensor, Separable]:
+    """The map as a compact contiguous index on ``device`` and its factorisation, cached per map.
+
+    Models pass the same bucket buffer at every call, so the conversion and the structure check run once.
+    """
+    key = (buckets.data_ptr(), tuple(buckets.shape), buckets.dtype, buckets.device, num_buckets, device)
+    entry = _prepared.get(key)
+    if entry is not None and entry.source is buckets and entry.version == buckets._version:
+        _prepared.move_to_end(key)
+        return entry.index, entry.separable
+    index_dtype = torch.int8 if num_buckets <= 127 else torch.int16 if num_buckets <= 32767 else torch.int32
+    index = buckets.to(device=device, dtype=index_dtype).contiguous()  # small: tile loads stay in cache
+    entry = _PreparedMap(buckets, buckets._version, index, find_separable(index, num_buckets))
+    _prepared[key] = entry
+    while len(_prepared) > _PREPARED_MAX:
+        _prepared.popitem(last=False)
+    return entry.index, entry.separable
 
 
 def _strides4(t: torch.Tensor | None) -> tuple[int, int, int, int]:
@@ -292,7 +404,7 @@ def _strides4(t: torch.Tensor | None) -> tuple[int, int, int, int]:
 
 class _KPRPEAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, table, buckets, mask, scale, blocks):
+    def forward(ctx, q, k, v, table, buckets, mask, scale, blocks, separable):
         batch, heads, nq, dim = q.shape
         nk, dim_v = k.shape[2], v.shape[-1]
         table4 = table.expand(batch, heads, nq, table.shape[-1])
@@ -309,7 +421,7 @@ class _KPRPEAttention(torch.autograd.Function):
             HAS_MASK=mask4 is not None, IEEE=ieee, num_warps=blocks.num_warps, num_stages=blocks.num_stages,
         )
         ctx.save_for_backward(q, k, v, table, buckets, mask, out, lse)
-        ctx.scale, ctx.blocks = scale, blocks
+        ctx.scale, ctx.blocks, ctx.separable = scale, blocks, separable
         return out
 
     @staticmethod
@@ -324,6 +436,7 @@ class _KPRPEAttention(torch.autograd.Function):
         delta = (grad_out.float() * out.float()).sum(-1).reshape(batch * heads, nq)
         ieee = q.dtype == torch.float32
         table_grad = ctx.needs_input_grad[3]
+        sep = ctx.separable if table_grad else _GENERIC
         dq = torch.empty(batch, heads, nq, dim, device=q.device, dtype=q.dtype)
         dk = torch.empty(batch, heads, nk, dim, device=q.device, dtype=k.dtype)
         dv = torch.empty(batch, heads, nk, dim_v, device=q.device, dtype=v.dtype)
@@ -344,14 +457,16 @@ class _KPRPEAttention(torch.autograd.Function):
         _bwd_q_table[(batch * heads, triton.cdiv(nq, blocks.block_m))](
             q, k, v, table4, buckets, mask_arg, grad_out, lse, delta, dq, dt,
             *common, heads, dim, dim_v, scale * _LOG2E, scale, Nq=nq, Nk=nk,
-            NB=num_buckets, NB_PAD=triton.next_power_of_2(num_buckets), TABLE_GRAD=table_grad, **meta,
+            NB=num_buckets, NB_PAD=triton.next_power_of_2(num_buckets), TABLE_GRAD=table_grad,
+            SEP_S=sep.radix, S_PAD=_pad_small(sep.radix), KW=sep.key_width, KH=sep.key_rows,
+            KH_PAD=_pad(sep.key_rows), **meta,
         )
         grad_table = None
         if table_grad:
             # sum over the dimensions the table was broadcast along, then restore its shape
             dims = [d for d in (0, 1) if table.shape[d] == 1 and dt.shape[d] != 1]
             grad_table = (dt.sum(dim=dims, keepdim=True) if dims else dt).to(table.dtype)
-        return dq, dk, dv, grad_table, None, None, None, None
+        return dq, dk, dv, grad_table, None, None, None, None, None
 
 
 def triton_kprpe_attention(
@@ -363,6 +478,7 @@ def triton_kprpe_attention(
     attn_mask: torch.Tensor | None = None,
     scale: float | None = None,
     blocks: BlockSizes | None = None,
+    separable_grad: bool = True,
 ) -> torch.Tensor:
     """Fused attention with a bucket-table bias (the ``"triton"`` backend of ``kprpe_attention``).
 
@@ -372,7 +488,9 @@ def triton_kprpe_attention(
         buckets: ``(Nq, Nk)`` integer map with values in ``[0, K)``.
         attn_mask: optional additive float mask broadcastable to ``(B, H, Nq, Nk)`` (no gradient).
         scale: logit scale, ``d ** -0.5`` by default.
-        blocks: tile sizes (defaults: 64 x 64, 4 warps).
+        blocks: tile sizes (default: :meth:`BlockSizes.for_shape`).
+        separable_grad: reduce the table gradient with the separable product-map scheme when the map
+            allows it (see :func:`find_separable`); ``False`` forces the generic reduction.
 
     Returns:
         ``(B, H, Nq, dv)`` in ``q``'s dtype. Differentiable in ``q``, ``k``, ``v`` and ``table``.
@@ -390,5 +508,10 @@ def triton_kprpe_attention(
         scale = q.shape[-1] ** -0.5
     if not math.isfinite(scale):
         raise ValueError(f"scale must be finite, got {scale}")
-    index = buckets.to(device=q.device, dtype=torch.int32).contiguous()
-    return _KPRPEAttention.apply(q, k, v, table, index, attn_mask, float(scale), blocks or BlockSizes())
+    index, separable = _prepare_map(buckets, table.shape[-1], q.device)
+    if not separable_grad:
+        separable = _GENERIC
+    return _KPRPEAttention.apply(
+        q, k, v, table, index, attn_mask, float(scale),
+        blocks or BlockSizes.for_shape(q.shape[2], k.shape[2]), separable
+    )

@@ -175,3 +175,36 @@ def test_cpu_without_interpreter_names_the_fix(monkeypatch):
 def test_auto_does_not_pick_triton_yet():
     name, reasons = explain_backend(torch.randn(1, 1, 4, 16))
     assert name != "triton" and any(r.startswith("triton:") for r in reasons)
+
+
+def test_product_maps_factor_by_key_rows():
+    for grid in [(14, 14), (3, 5), (5, 7), (2, 9)]:
+        buckets, k = product_buckets(*grid)
+        assert ta.find_separable(buckets, k) == ta.Separable(7, grid[1], grid[0]), grid
+    buckets, k = product_buckets(3, 4, num_prefix_tokens=1)
+    assert ta.find_separable(buckets, k).radix == 0  # the CLS bucket breaks the factorisation
+    scrambled, k = product_buckets(4, 4)
+    scrambled = scrambled[:, torch.randperm(16, generator=torch.Generator().manual_seed(0))]
+    assert ta.find_separable(scrambled, k).radix == 0
+
+
+@pytest.mark.parametrize("grid", [(5, 7), (3, 5)])
+def test_separable_and_generic_table_gradients_agree(grid):
+    buckets, k = product_buckets(*grid)
+    n = buckets.shape[0]
+    inputs = _inputs(2, 2, n, n, 16, 16, k, seed=5)
+    grads = []
+    for separable in (True, False):
+        out = ta.triton_kprpe_attention(*inputs, buckets, blocks=SMALL, separable_grad=separable)
+        grads.append(torch.autograd.grad(out.sum(), inputs[3])[0])
+    torch.testing.assert_close(grads[0], grads[1], atol=2e-5, rtol=1e-4)
+    _compare(inputs, buckets)  # and both match the reference (the default is the separable path)
+
+
+def test_prepared_map_follows_in_place_changes():
+    buckets, k = product_buckets(3, 3)
+    buckets = buckets.clone()
+    inputs = _inputs(1, 1, 9, 9, 16, 16, k, seed=7)
+    _compare(inputs, buckets)
+    buckets[0, 1] = 48  # edited in place: the cached index must not be reused
+    _compare(inputs, buckets)
