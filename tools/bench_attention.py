@@ -53,9 +53,10 @@ SHAPES = (
 BACKENDS = ("no bias (SDPA)", "reference", "sdpa", "flex", "triton")
 
 
-def backends(device: str) -> list[str]:
-    """The rows measured on ``device``: the baseline and every backend that can run there."""
-    return [BACKENDS[0]] + [b for b in BACKENDS[1:] if backend_unavailable(b, device) is None]
+def backends(device: str, only: list[str] | None = None) -> list[str]:
+    """The rows measured on ``device``: the baseline and every backend (of ``only``) that can run there."""
+    chosen = [b for b in BACKENDS[1:] if only is None or b in only]
+    return [BACKENDS[0]] + [b for b in chosen if backend_unavailable(b, device) is None]
 
 
 def _inputs(shape: Shape, device: str, dtype: torch.dtype, batch: int):
@@ -103,7 +104,7 @@ def run_all(args) -> list[dict]:
         batch = args.batch or (shape.batch_cuda if args.device == "cuda" else shape.batch_cpu)
         if shape.grid == (3, 5) and args.windows:
             batch = args.windows
-        for backend in backends(args.device):
+        for backend in backends(args.device, args.backends):
             cmd = [
                 __file__, "--worker", str(index), backend, "--device", args.device,
                 "--dtype", dtype, "--batch", str(batch), "--repeats", str(args.repeats),
@@ -123,7 +124,7 @@ def markdown(rows: list[dict], args) -> str:
     lines = [
         f"### Attention layer, {card}, torch {torch.__version__}, {rows[0]['dtype']}",
         "",
-        f"Command: `python tools/bench_attention.py --device {device}{' --write' if args.write else ''}`"
+        f"Command: `{args.command}`"
         f" ({time.strftime('%Y-%m-%d')}). Median of {args.repeats} runs after 3 warm-ups; fwd+bwd includes the"
         " gradients of q, k, v and the table. Ratios are to SDPA without bias in the same run (time: higher is"
         " slower; memory: peak above the inputs).",
@@ -158,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=None, help="batch of the ViT shapes (default: 16 CPU, 256 CUDA)")
     parser.add_argument("--windows", type=int, default=None, help="number of windows of the Swin shapes")
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--backends", nargs="+", default=None, choices=BACKENDS[1:], help="only these (and the baseline)")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     parser.add_argument("--worker", nargs=2, metavar=("SHAPE", "BACKEND"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but no CUDA device is available")
+    args.command = " ".join(["python tools/bench_attention.py", *(argv if argv is not None else sys.argv[1:])])
     rows = run_all(args)
     table = markdown(rows, args)
     print()

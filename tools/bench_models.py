@@ -154,8 +154,8 @@ def run_all(args) -> tuple[list[dict], dict[str, dict[str, str]]]:
     rows, skipped = [], {}
     for model in args.models:
         names, skipped[model] = variants(model, args.device)
-        if args.variants:
-            names = [n for n in names if n in args.variants or n == MODELS[model].baseline]
+        if args.variants:  # the baseline first, then in the order asked for
+            names = [names[0]] + [n for n in args.variants if n in names[1:]]
         for variant in names:
             cmd = [
                 __file__, "--worker", model, variant, "--device", args.device, "--batch", str(args.batch),
@@ -165,6 +165,8 @@ def run_all(args) -> tuple[list[dict], dict[str, dict[str, str]]]:
             result = {"train_per_s": None, "eval_per_s": None, "peak_mib": None, **run_isolated(cmd, REPO)}
             result.update(model=model, variant=variant)
             rows.append(result)
+            if args.json is not None:  # after every row: a run cut short still leaves what it measured
+                atomic_write_text(args.json, json.dumps({"rows": rows, "skipped": skipped}, indent=2) + "\n")
             print(f"{MODELS[model].name:12s} {variant:18s} train {fmt(result['train_per_s'], 1)}/s "
                   f"eval {fmt(result['eval_per_s'], 1)}/s peak {fmt(result['peak_mib'], 0)} MiB"
                   + (f"  [{result['error']}]" if "error" in result else ""), flush=True)  # fmt: skip
@@ -241,8 +243,6 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(rows, skipped, args, command.strip())
     print()
     print(table)
-    if args.json is not None:
-        atomic_write_text(args.json, json.dumps({"rows": rows, "skipped": skipped}, indent=2) + "\n")
     if args.write:
         key = f"bench_models:{args.device}:{'bf16' if args.amp else 'fp32'}{':tiny' if args.tiny else ''}"
         write_section(table, key, REPO / "benchmarks" / "RESULTS.md")
