@@ -52,14 +52,18 @@ class BlockSizes:
         self.block_m, self.block_n, self.num_warps, self.num_stages = block_m, block_n, num_warps, num_stages
 
     @classmethod
-    def for_shape(cls, queries: int, keys: int) -> BlockSizes:
-        """Default tiles: 64 x 64 with 4 warps for long sequences; one 16- or 32-token tile with 1-2
-        warps for small windows (SwinGait's 15-token windows), so little of each program is padding."""
+    def for_shape(cls, queries: int, keys: int, dtype: torch.dtype = torch.bfloat16) -> BlockSizes:
+        """Default tiles: 64 x 64 with 4 warps for long half-precision sequences; one 16- or 32-token
+        tile with 1-2 warps for small windows (SwinGait's 15-token windows), so little of each program is
+        padding; 32 x 32 in float32, whose 3xTF32 products need twice the registers.
+
+        Chosen from the register and spill counts of ``tools/triton_resources.py`` (sm_90); GPU timings
+        (``tools/bench_attention.py``) are the final word."""
         longest = max(queries, keys)
         if longest <= 16:
             return cls(16, 16, num_warps=1)
-        if longest <= 32:
-            return cls(32, 32, num_warps=2)
+        if longest <= 32 or dtype == torch.float32:
+            return cls(32, 32, num_warps=2 if longest <= 32 else 4)
         return cls()
 
     def __repr__(self) -> str:
@@ -67,9 +71,17 @@ class BlockSizes:
 
 
 @triton.jit
+def _mm(a, b, FP32: tl.constexpr):
+    """``a @ b`` accumulated in float32; float32 inputs use 3xTF32 (about float32 accuracy on tensor cores)."""
+    if FP32:
+        return tl.dot(a, b, input_precision="tf32x3")
+    return tl.dot(a, b)
+
+
+@triton.jit
 def _scores(
     q, k, bucket_ptrs, table_row_ptrs, mask_ptrs, offs_m, offs_n, Nq, Nk, qk_scale, stride_tk,
-    HAS_MASK: tl.constexpr, IEEE: tl.constexpr,
+    HAS_MASK: tl.constexpr, FP32: tl.constexpr,
 ):
     """Logits of one (query block, key block) tile in log2 units: ``(BLOCK_M, BLOCK_N)`` float32.
 
@@ -77,10 +89,7 @@ def _scores(
     """
     valid_m = offs_m < Nq
     valid_n = offs_n < Nk
-    if IEEE:
-        s = tl.dot(q, tl.trans(k), input_precision="ieee")
-    else:
-        s = tl.dot(q, tl.trans(k))
+    s = _mm(q, tl.trans(k), FP32)
     tile = valid_m[:, None] & valid_n[None, :]
     bucket = tl.load(bucket_ptrs, mask=tile, other=0)
     bias = tl.load(table_row_ptrs[:, None] + bucket * stride_tk, mask=tile, other=0.0).to(tl.float32)
@@ -98,7 +107,7 @@ def _fwd(
     H, D, DV, qk_scale,
     Nq: tl.constexpr, Nk: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D_PAD: tl.constexpr, DV_PAD: tl.constexpr,
-    HAS_MASK: tl.constexpr, IEEE: tl.constexpr,
+    HAS_MASK: tl.constexpr, FP32: tl.constexpr,
 ):
     bh = tl.program_id(0)
     b = bh // H
@@ -126,7 +135,7 @@ def _fwd(
         s = _scores(
             q, k, BKT + offs_m[:, None] * Nk + offs_n[None, :], table_rows,
             MASK + b * smb + h * smh + offs_m[:, None] * smn + offs_n[None, :] * smk,
-            offs_m, offs_n, Nq, Nk, qk_scale, stk, HAS_MASK, IEEE,
+            offs_m, offs_n, Nq, Nk, qk_scale, stk, HAS_MASK, FP32,
         )
         m_new = tl.maximum(m_i, tl.max(s, 1))
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows masked out so far stay at zero weight
@@ -137,10 +146,7 @@ def _fwd(
             V + b * svb + h * svh + offs_n[:, None] * svn + offs_dv[None, :] * svd,
             mask=(offs_n[:, None] < Nk) & (offs_dv[None, :] < DV), other=0.0,
         )
-        if IEEE:
-            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v, input_precision="ieee")
-        else:
-            acc = acc * alpha[:, None] + tl.dot(p.to(v.dtype), v)
+        acc = acc * alpha[:, None] + _mm(p.to(v.dtype), v, FP32)
         m_i = m_new
     out = acc / l_i[:, None]
     tl.store(
@@ -158,7 +164,7 @@ def _bwd_kv(
     H, D, DV, qk_scale, scale,
     Nq: tl.constexpr, Nk: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D_PAD: tl.constexpr, DV_PAD: tl.constexpr,
-    HAS_MASK: tl.constexpr, IEEE: tl.constexpr,
+    HAS_MASK: tl.constexpr, FP32: tl.constexpr,
 ):
     """dK and dV of one key block; ``DO`` shares the strides ``so*`` and ``DK``/``DV_`` are contiguous."""
     bh = tl.program_id(0)
@@ -195,20 +201,13 @@ def _bwd_kv(
         s = _scores(
             q, k, BKT + offs_m[:, None] * Nk + offs_n[None, :], T + b * stb + h * sth + offs_m * stn,
             MASK + b * smb + h * smh + offs_m[:, None] * smn + offs_n[None, :] * smk,
-            offs_m, offs_n, Nq, Nk, qk_scale, stk, HAS_MASK, IEEE,
+            offs_m, offs_n, Nq, Nk, qk_scale, stk, HAS_MASK, FP32,
         )
         p = tl.where(valid_m[:, None], tl.exp2(s - lse[:, None]), 0.0)  # (BLOCK_M, BLOCK_N)
-        if IEEE:
-            dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision="ieee")
-            dp = tl.dot(do, tl.trans(v), input_precision="ieee")
-        else:
-            dv += tl.dot(tl.trans(p.to(do.dtype)), do)
-            dp = tl.dot(do, tl.trans(v))
+        dv += _mm(tl.trans(p.to(do.dtype)), do, FP32)
+        dp = _mm(do, tl.trans(v), FP32)
         ds = p * (dp - delta[:, None])
-        if IEEE:
-            dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision="ieee")
-        else:
-            dk += tl.dot(tl.trans(ds.to(q.dtype)), q)
+        dk += _mm(tl.trans(ds.to(q.dtype)), q, FP32)
     base = bh * Nk * D
     tl.store(
         DK + base + offs_n[:, None] * D + offs_d[None, :], (dk * scale).to(DK.dtype.element_ty),
@@ -228,7 +227,7 @@ def _bwd_q_table(
     H, D, DV, qk_scale, scale,
     Nq: tl.constexpr, Nk: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D_PAD: tl.constexpr, DV_PAD: tl.constexpr,
-    NB: tl.constexpr, NB_PAD: tl.constexpr, HAS_MASK: tl.constexpr, TABLE_GRAD: tl.constexpr, IEEE: tl.constexpr,
+    NB: tl.constexpr, NB_PAD: tl.constexpr, HAS_MASK: tl.constexpr, TABLE_GRAD: tl.constexpr, FP32: tl.constexpr,
     SEP_S: tl.constexpr, S_PAD: tl.constexpr, KW: tl.constexpr, KH: tl.constexpr, KH_PAD: tl.constexpr,
 ):
     """dQ and the table gradient of one query block (``DQ`` contiguous, ``DT`` a dense (B, H, Nq, NB)).
@@ -274,36 +273,27 @@ def _bwd_q_table(
         s = _scores(
             q, k, bucket_ptrs, table_rows,
             MASK + b * smb + h * smh + offs_m[:, None] * smn + offs_n[None, :] * smk,
-            offs_m, offs_n, Nq, Nk, qk_scale, stk, HAS_MASK, IEEE,
+            offs_m, offs_n, Nq, Nk, qk_scale, stk, HAS_MASK, FP32,
         )
         p = tl.where(valid_m[:, None], tl.exp2(s - lse[:, None]), 0.0)
         v = tl.load(
             V + b * svb + h * svh + offs_n[:, None] * svn + offs_dv[None, :] * svd,
             mask=(offs_n[:, None] < Nk) & (offs_dv[None, :] < DV), other=0.0,
         )
-        if IEEE:
-            dp = tl.dot(do, tl.trans(v), input_precision="ieee")
-        else:
-            dp = tl.dot(do, tl.trans(v))
+        dp = _mm(do, tl.trans(v), FP32)
         ds = p * (dp - delta[:, None])  # gradient of the logits = gradient of the bias
-        if IEEE:
-            dq += tl.dot(ds.to(k.dtype), k, input_precision="ieee")
-        else:
-            dq += tl.dot(ds.to(k.dtype), k)
+        dq += _mm(ds.to(k.dtype), k, FP32)
         if TABLE_GRAD:
             bucket = tl.load(bucket_ptrs, mask=valid_m[:, None] & (offs_n[None, :] < Nk), other=-1).to(tl.int32)
             if SEP_S > 0:
                 col_bucket = bucket % SEP_S  # -1 (outside) stays -1 and matches nothing
                 key_rows = ((offs_n // KW)[:, None] == offs_r[None, :]).to(k.dtype)  # (BLOCK_N, KH_PAD) one-hot
-                for c in tl.static_range(SEP_S):
+                for c in range(SEP_S):  # a loop, not unrolled: 7 live copies of the tile would spill
                     masked = tl.where(col_bucket == c, ds, 0.0).to(k.dtype)
-                    if IEEE:
-                        yc = tl.dot(masked, key_rows, input_precision="ieee")
-                    else:
-                        yc = tl.dot(masked, key_rows)
+                    yc = _mm(masked, key_rows, FP32)
                     y3 += tl.where(offs_s[None, :, None] == c, yc[:, None, :], 0.0)
             else:
-                for kk in tl.static_range(NB):
+                for kk in range(NB):
                     col = tl.sum(tl.where(bucket == kk, ds, 0.0), 1)  # (BLOCK_M,)
                     dt += tl.where(offs_k[None, :] == kk, col[:, None], 0.0)
     tl.store(
@@ -316,7 +306,7 @@ def _bwd_q_table(
             first_keys = BKT + offs_m[:, None] * Nk + offs_r[None, :] * KW
             rows_valid = valid_m[:, None] & (offs_r[None, :] < KH)
             row_bucket = tl.where(rows_valid, tl.load(first_keys, mask=rows_valid, other=0).to(tl.int32) // SEP_S, -1)
-            for a in tl.static_range(SEP_S):
+            for a in range(SEP_S):
                 za = tl.sum(tl.where(row_bucket[:, None, :] == a, y3, 0.0), 2)  # (BLOCK_M, S_PAD) over c
                 tl.store(
                     DT + bh * Nq * NB + offs_m[:, None] * NB + a * SEP_S + offs_s[None, :], za,
@@ -418,7 +408,7 @@ class _KPRPEAttention(torch.autograd.Function):
             *q.stride(), *k.stride(), *v.stride(), *table4.stride(), *_strides4(mask4), *out.stride(),
             heads, dim, dim_v, scale * _LOG2E, Nq=nq, Nk=nk,
             BLOCK_M=blocks.block_m, BLOCK_N=blocks.block_n, D_PAD=_pad(dim), DV_PAD=_pad(dim_v),
-            HAS_MASK=mask4 is not None, IEEE=ieee, num_warps=blocks.num_warps, num_stages=blocks.num_stages,
+            HAS_MASK=mask4 is not None, FP32=ieee, num_warps=blocks.num_warps, num_stages=blocks.num_stages,
         )
         ctx.save_for_backward(q, k, v, table, buckets, mask, out, lse)
         ctx.scale, ctx.blocks, ctx.separable = scale, blocks, separable
@@ -447,7 +437,7 @@ class _KPRPEAttention(torch.autograd.Function):
         mask_arg = q if mask4 is None else mask4
         meta = {
             "BLOCK_M": blocks.block_m, "BLOCK_N": blocks.block_n, "D_PAD": _pad(dim), "DV_PAD": _pad(dim_v),
-            "HAS_MASK": mask4 is not None, "IEEE": ieee, "num_warps": blocks.num_warps,
+            "HAS_MASK": mask4 is not None, "FP32": ieee, "num_warps": blocks.num_warps,
             "num_stages": blocks.num_stages,
         }
         _bwd_kv[(batch * heads, triton.cdiv(nk, blocks.block_n))](
@@ -513,5 +503,5 @@ def triton_kprpe_attention(
         separable = _GENERIC
     return _KPRPEAttention.apply(
         q, k, v, table, index, attn_mask, float(scale),
-        blocks or BlockSizes.for_shape(q.shape[2], k.shape[2]), separable
+        blocks or BlockSizes.for_shape(q.shape[2], k.shape[2], q.dtype), separable
     )
