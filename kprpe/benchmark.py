@@ -99,7 +99,8 @@ def ratio(value: float | None, base: float | None) -> str:
 def write_section(section: str, key: str, path: Path) -> None:
     """Replace (or append) the section marked ``<!-- key -->`` in ``path``, atomically."""
     begin, end = f"<!-- {key} -->", f"<!-- /{key} -->"
-    text = path.read_text() if path.exists() else "# Benchmarks\n\nMeasured results; each section says how it was made.\n"
+    header = "# Benchmarks\n\nMeasured results; each section says how it was made.\n"
+    text = path.read_text() if path.exists() else header
     block = f"{begin}\n{section}{end}\n"
     if begin in text and end in text:
         head, rest = text.split(begin, 1)

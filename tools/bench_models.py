@@ -182,7 +182,7 @@ def markdown(rows: list[dict], skipped: dict[str, dict[str, str]], args, command
         "",
         f"Command: `{command}` ({time.strftime('%Y-%m-%d')}), {shape}. Face ViTs: batch {args.batch} images; "
         f"SwinGait-2D: {p} x {k} sequences x {frames} frames. Median of {args.repeats} steps after {args.warmup} "
-        "warm-ups; a training step is forward, backward and an AdamW step. Ratios are to the first row of each "
+        "warm-up step(s); a training step is forward, backward and an AdamW step. Ratios are to the first row of each "
         "model in the same run (throughput: lower is slower; memory: peak of training above the model's start).",
         "",
         "| model | variant | train items/s | train ratio | eval items/s | eval ratio | peak train MiB | peak ratio |",

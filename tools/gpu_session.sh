@@ -32,12 +32,12 @@ step() {  # step NAME SECONDS CMD...: run with a time limit, keep the log, never
 } 2>&1 | tee "$OUT/machine.txt"
 
 if python -c "import pytest" 2> /dev/null; then
-    step tests 180 python -m pytest -q -p no:cacheprovider tests/core/test_triton_attention.py tests/core/test_attention.py
+    step tests 120 python -m pytest -q -p no:cacheprovider tests/core/test_triton_attention.py tests/core/test_attention.py
 else
     echo "== tests: pytest is not installed here; the benchmarks below still compare against reference"
 fi
 
-step bench_models 300 python tools/bench_models.py --device cuda --variants kprpe:triton none kprpe:flex \
+step bench_models 270 python tools/bench_models.py --device cuda --models vit_s swingait vit_b --variants kprpe:triton none kprpe:flex \
     --repeats 10 --warmup 3 --write --json "$OUT/bench_models.json"
 if [ -z "${QUICK:-}" ]; then
     step bench_attention 150 python tools/bench_attention.py --device cuda --backends sdpa flex triton --repeats 10 --write

@@ -22,6 +22,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ from triton.compiler import ASTSource  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from kprpe.benchmark import write_section  # noqa: E402
 from kprpe.core import product_buckets, shifted_window_mask  # noqa: E402
 from kprpe.core import triton_attention as ta  # noqa: E402
 from kprpe.io import atomic_write_text  # noqa: E402
@@ -175,17 +177,40 @@ def measure(arch: int, cases=CASES, sweep: bool = False) -> list[Row]:
     return rows
 
 
+def markdown(rows: list[Row], arch: int, command: str) -> str:
+    lines = [
+        f"### Triton kernels compiled for sm_{arch} (no GPU needed), triton {triton.__version__}",
+        "",
+        f"Command: `{command}` ({time.strftime('%Y-%m-%d')}). The kernels as `triton_kprpe_attention` launches "
+        "them for each case (default tile sizes), compiled ahead of time; registers per thread (255 is the "
+        "maximum), bytes spilled to the stack (0 is the goal), shared memory per program.",
+        "",
+        "| case | kernel | tiles | registers | spill bytes | shared KiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        shared = "n/a" if r.shared_bytes is None else f"{r.shared_bytes / 1024:.0f}"
+        status = f" (failed: {r.error[:80]})" if r.error else ""
+        lines.append(f"| {r.case} | `{r.kernel}`{status} | {r.blocks} | {r.registers} | {r.stack_bytes} | {shared} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", type=int, default=90, help="CUDA compute capability x10 (90: H100/H200)")
     parser.add_argument("--sweep", action="store_true", help="try several tile sizes per case")
     parser.add_argument("--cases", type=int, nargs="+", default=None, help="indices into CASES")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md (default tiles only)")
     args = parser.parse_args(argv)
     cases = [CASES[i] for i in args.cases] if args.cases else CASES
     rows = measure(args.arch, cases, args.sweep)
     if args.json:
         atomic_write_text(args.json, json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+    if args.write and not args.sweep:
+        command = " ".join(["python tools/triton_resources.py", *(argv if argv is not None else sys.argv[1:])])
+        key = f"triton_resources:sm_{args.arch}"
+        write_section(markdown(rows, args.arch, command), key, REPO / "benchmarks" / "RESULTS.md")
     failed = [r for r in rows if r.error]
     spilling = [r for r in rows if r.stack_bytes]
     print(f"\nsm_{args.arch}, triton {triton.__version__}: {len(rows) - len(failed)}/{len(rows)} compiled, "

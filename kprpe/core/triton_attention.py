@@ -490,6 +490,12 @@ def triton_kprpe_attention(
             "the triton backend runs on CUDA tensors (or on CPU in Triton's interpreter: set "
             "TRITON_INTERPRET=1 before importing kprpe)"
         )
+    largest = max(t.numel() for t in (q, k, v, table) if t is not None)
+    if largest >= 2**31:
+        raise ValueError(
+            f"the triton backend indexes with 32-bit offsets; a tensor has {largest} >= 2**31 elements: "
+            "split the batch"
+        )
     if attn_mask is not None and attn_mask.requires_grad:
         raise NotImplementedError("the triton backend has no gradient for attn_mask")
     if attn_mask is not None and attn_mask.dim() < 4:
