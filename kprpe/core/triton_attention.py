@@ -79,23 +79,38 @@ def _mm(a, b, FP32: tl.constexpr):
 
 
 @triton.jit
+def _load_tile(base, rows, cols, stride_row, stride_col, n_rows, n_cols):
+    """The ``(len(rows), len(cols))`` tile at ``base``; entries outside ``n_rows x n_cols`` read as 0."""
+    mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
+    return tl.load(base + rows[:, None] * stride_row + cols[None, :] * stride_col, mask=mask, other=0.0)
+
+
+@triton.jit
+def _store_tile(base, values, rows, cols, stride_row, stride_col, n_rows, n_cols):
+    """Store ``values`` (cast to the destination type) inside ``n_rows x n_cols``."""
+    mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
+    ptrs = base + rows[:, None] * stride_row + cols[None, :] * stride_col
+    tl.store(ptrs, values.to(base.dtype.element_ty), mask=mask)
+
+
+@triton.jit
 def _scores(
-    q, k, bucket_ptrs, table_row_ptrs, mask_ptrs, offs_m, offs_n, Nq, Nk, qk_scale, stride_tk,
+    q, k, BKT, table_rows, mask_base, offs_m, offs_n, Nq, Nk, qk_scale, stk, smn, smk,
     HAS_MASK: tl.constexpr, FP32: tl.constexpr,
 ):
     """Logits of one (query block, key block) tile in log2 units: ``(BLOCK_M, BLOCK_N)`` float32.
 
-    ``q`` is ``(BLOCK_M, D_PAD)``, ``k`` ``(BLOCK_N, D_PAD)`` (zero-padded); keys past ``Nk`` get ``-inf``.
+    ``q`` is ``(BLOCK_M, D_PAD)``, ``k`` ``(BLOCK_N, D_PAD)`` (zero-padded); ``table_rows`` points at each
+    query's table row, ``mask_base`` at this (batch, head)'s mask. Keys past ``Nk`` get ``-inf``.
     """
-    valid_m = offs_m < Nq
     valid_n = offs_n < Nk
+    tile = (offs_m[:, None] < Nq) & valid_n[None, :]
     s = _mm(q, tl.trans(k), FP32)
-    tile = valid_m[:, None] & valid_n[None, :]
-    bucket = tl.load(bucket_ptrs, mask=tile, other=0)
-    bias = tl.load(table_row_ptrs[:, None] + bucket * stride_tk, mask=tile, other=0.0).to(tl.float32)
+    bucket = tl.load(BKT + offs_m[:, None] * Nk + offs_n[None, :], mask=tile, other=0)
+    bias = tl.load(table_rows[:, None] + bucket * stk, mask=tile, other=0.0).to(tl.float32)
     s = s * qk_scale + bias * 1.4426950408889634
     if HAS_MASK:
-        s += tl.load(mask_ptrs, mask=tile, other=0.0).to(tl.float32) * 1.4426950408889634
+        s += _load_tile(mask_base, offs_m, offs_n, smn, smk, Nq, Nk).to(tl.float32) * 1.4426950408889634
     return tl.where(valid_n[None, :], s, float("-inf"))
 
 
@@ -109,51 +124,35 @@ def _fwd(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D_PAD: tl.constexpr, DV_PAD: tl.constexpr,
     HAS_MASK: tl.constexpr, FP32: tl.constexpr,
 ):
+    """Output and per-row log2-sum-exp (for the backward) of one query block."""
     bh = tl.program_id(0)
     b = bh // H
     h = bh % H
     offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n0 = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, D_PAD)
     offs_dv = tl.arange(0, DV_PAD)
-    valid_m = offs_m < Nq
-
-    q = tl.load(
-        Q + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :] * sqd,
-        mask=valid_m[:, None] & (offs_d[None, :] < D), other=0.0,
-    )
+    q = _load_tile(Q + b * sqb + h * sqh, offs_m, offs_d, sqn, sqd, Nq, D)
     table_rows = T + b * stb + h * sth + offs_m * stn
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, DV_PAD], tl.float32)
     for start_n in range(0, Nk, BLOCK_N):
-        offs_n = start_n + offs_n0
-        k = tl.load(
-            K + b * skb + h * skh + offs_n[:, None] * skn + offs_d[None, :] * skd,
-            mask=(offs_n[:, None] < Nk) & (offs_d[None, :] < D), other=0.0,
-        )
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        k = _load_tile(K + b * skb + h * skh, offs_n, offs_d, skn, skd, Nk, D)
         s = _scores(
-            q, k, BKT + offs_m[:, None] * Nk + offs_n[None, :], table_rows,
-            MASK + b * smb + h * smh + offs_m[:, None] * smn + offs_n[None, :] * smk,
-            offs_m, offs_n, Nq, Nk, qk_scale, stk, HAS_MASK, FP32,
+            q, k, BKT, table_rows, MASK + b * smb + h * smh, offs_m, offs_n, Nq, Nk, qk_scale, stk, smn, smk,
+            HAS_MASK, FP32,
         )
         m_new = tl.maximum(m_i, tl.max(s, 1))
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows masked out so far stay at zero weight
         alpha = tl.exp2(m_i - m_safe)
         p = tl.exp2(s - m_safe[:, None])
         l_i = l_i * alpha + tl.sum(p, 1)
-        v = tl.load(
-            V + b * svb + h * svh + offs_n[:, None] * svn + offs_dv[None, :] * svd,
-            mask=(offs_n[:, None] < Nk) & (offs_dv[None, :] < DV), other=0.0,
-        )
+        v = _load_tile(V + b * svb + h * svh, offs_n, offs_dv, svn, svd, Nk, DV)
         acc = acc * alpha[:, None] + _mm(p.to(v.dtype), v, FP32)
         m_i = m_new
-    out = acc / l_i[:, None]
-    tl.store(
-        O + b * sob + h * soh + offs_m[:, None] * son + offs_dv[None, :] * sod,
-        out.to(O.dtype.element_ty), mask=valid_m[:, None] & (offs_dv[None, :] < DV),
-    )
-    tl.store(LSE + bh * Nq + offs_m, m_i + tl.log2(l_i), mask=valid_m)
+    _store_tile(O + b * sob + h * soh, acc / l_i[:, None], offs_m, offs_dv, son, sod, Nq, DV)
+    tl.store(LSE + bh * Nq + offs_m, m_i + tl.log2(l_i), mask=offs_m < Nq)
 
 
 @triton.jit
@@ -171,52 +170,29 @@ def _bwd_kv(
     b = bh // H
     h = bh % H
     offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
-    offs_m0 = tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, D_PAD)
     offs_dv = tl.arange(0, DV_PAD)
-    valid_n = offs_n < Nk
-    k = tl.load(
-        K + b * skb + h * skh + offs_n[:, None] * skn + offs_d[None, :] * skd,
-        mask=valid_n[:, None] & (offs_d[None, :] < D), other=0.0,
-    )
-    v = tl.load(
-        V + b * svb + h * svh + offs_n[:, None] * svn + offs_dv[None, :] * svd,
-        mask=valid_n[:, None] & (offs_dv[None, :] < DV), other=0.0,
-    )
+    k = _load_tile(K + b * skb + h * skh, offs_n, offs_d, skn, skd, Nk, D)
+    v = _load_tile(V + b * svb + h * svh, offs_n, offs_dv, svn, svd, Nk, DV)
     dk = tl.zeros([BLOCK_N, D_PAD], tl.float32)
     dv = tl.zeros([BLOCK_N, DV_PAD], tl.float32)
     for start_m in range(0, Nq, BLOCK_M):
-        offs_m = start_m + offs_m0
+        offs_m = start_m + tl.arange(0, BLOCK_M)
         valid_m = offs_m < Nq
-        q = tl.load(
-            Q + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :] * sqd,
-            mask=valid_m[:, None] & (offs_d[None, :] < D), other=0.0,
-        )
-        do = tl.load(
-            DO + b * sob + h * soh + offs_m[:, None] * son + offs_dv[None, :] * sod,
-            mask=valid_m[:, None] & (offs_dv[None, :] < DV), other=0.0,
-        )
+        q = _load_tile(Q + b * sqb + h * sqh, offs_m, offs_d, sqn, sqd, Nq, D)
+        do = _load_tile(DO + b * sob + h * soh, offs_m, offs_dv, son, sod, Nq, DV)
         lse = tl.load(LSE + bh * Nq + offs_m, mask=valid_m, other=0.0)
         delta = tl.load(DELTA + bh * Nq + offs_m, mask=valid_m, other=0.0)
         s = _scores(
-            q, k, BKT + offs_m[:, None] * Nk + offs_n[None, :], T + b * stb + h * sth + offs_m * stn,
-            MASK + b * smb + h * smh + offs_m[:, None] * smn + offs_n[None, :] * smk,
-            offs_m, offs_n, Nq, Nk, qk_scale, stk, HAS_MASK, FP32,
+            q, k, BKT, T + b * stb + h * sth + offs_m * stn, MASK + b * smb + h * smh, offs_m, offs_n, Nq, Nk,
+            qk_scale, stk, smn, smk, HAS_MASK, FP32,
         )
         p = tl.where(valid_m[:, None], tl.exp2(s - lse[:, None]), 0.0)  # (BLOCK_M, BLOCK_N)
         dv += _mm(tl.trans(p.to(do.dtype)), do, FP32)
-        dp = _mm(do, tl.trans(v), FP32)
-        ds = p * (dp - delta[:, None])
+        ds = p * (_mm(do, tl.trans(v), FP32) - delta[:, None])
         dk += _mm(tl.trans(ds.to(q.dtype)), q, FP32)
-    base = bh * Nk * D
-    tl.store(
-        DK + base + offs_n[:, None] * D + offs_d[None, :], (dk * scale).to(DK.dtype.element_ty),
-        mask=valid_n[:, None] & (offs_d[None, :] < D),
-    )
-    tl.store(
-        DV_ + bh * Nk * DV + offs_n[:, None] * DV + offs_dv[None, :], dv.to(DV_.dtype.element_ty),
-        mask=valid_n[:, None] & (offs_dv[None, :] < DV),
-    )
+    _store_tile(DK + bh * Nk * D, dk * scale, offs_n, offs_d, D, 1, Nk, D)
+    _store_tile(DV_ + bh * Nk * DV, dv, offs_n, offs_dv, DV, 1, Nk, DV)
 
 
 @triton.jit
@@ -242,81 +218,56 @@ def _bwd_q_table(
     b = bh // H
     h = bh % H
     offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n0 = tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, D_PAD)
     offs_dv = tl.arange(0, DV_PAD)
     offs_k = tl.arange(0, NB_PAD)
+    offs_s = tl.arange(0, S_PAD)
+    offs_r = tl.arange(0, KH_PAD)
     valid_m = offs_m < Nq
-    q = tl.load(
-        Q + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :] * sqd,
-        mask=valid_m[:, None] & (offs_d[None, :] < D), other=0.0,
-    )
-    do = tl.load(
-        DO + b * sob + h * soh + offs_m[:, None] * son + offs_dv[None, :] * sod,
-        mask=valid_m[:, None] & (offs_dv[None, :] < DV), other=0.0,
-    )
+    q = _load_tile(Q + b * sqb + h * sqh, offs_m, offs_d, sqn, sqd, Nq, D)
+    do = _load_tile(DO + b * sob + h * soh, offs_m, offs_dv, son, sod, Nq, DV)
     lse = tl.load(LSE + bh * Nq + offs_m, mask=valid_m, other=0.0)
     delta = tl.load(DELTA + bh * Nq + offs_m, mask=valid_m, other=0.0)
     table_rows = T + b * stb + h * sth + offs_m * stn
     dq = tl.zeros([BLOCK_M, D_PAD], tl.float32)
     dt = tl.zeros([BLOCK_M, NB_PAD], tl.float32)  # generic table gradient
     y3 = tl.zeros([BLOCK_M, S_PAD, KH_PAD], tl.float32)  # separable: per (column bucket, key row) sums
-    offs_s = tl.arange(0, S_PAD)
-    offs_r = tl.arange(0, KH_PAD)
     for start_n in range(0, Nk, BLOCK_N):
-        offs_n = start_n + offs_n0
-        k = tl.load(
-            K + b * skb + h * skh + offs_n[:, None] * skn + offs_d[None, :] * skd,
-            mask=(offs_n[:, None] < Nk) & (offs_d[None, :] < D), other=0.0,
-        )
-        bucket_ptrs = BKT + offs_m[:, None] * Nk + offs_n[None, :]
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        k = _load_tile(K + b * skb + h * skh, offs_n, offs_d, skn, skd, Nk, D)
+        v = _load_tile(V + b * svb + h * svh, offs_n, offs_dv, svn, svd, Nk, DV)
         s = _scores(
-            q, k, bucket_ptrs, table_rows,
-            MASK + b * smb + h * smh + offs_m[:, None] * smn + offs_n[None, :] * smk,
-            offs_m, offs_n, Nq, Nk, qk_scale, stk, HAS_MASK, FP32,
+            q, k, BKT, table_rows, MASK + b * smb + h * smh, offs_m, offs_n, Nq, Nk, qk_scale, stk, smn, smk,
+            HAS_MASK, FP32,
         )
         p = tl.where(valid_m[:, None], tl.exp2(s - lse[:, None]), 0.0)
-        v = tl.load(
-            V + b * svb + h * svh + offs_n[:, None] * svn + offs_dv[None, :] * svd,
-            mask=(offs_n[:, None] < Nk) & (offs_dv[None, :] < DV), other=0.0,
-        )
-        dp = _mm(do, tl.trans(v), FP32)
-        ds = p * (dp - delta[:, None])  # gradient of the logits = gradient of the bias
+        ds = p * (_mm(do, tl.trans(v), FP32) - delta[:, None])  # gradient of the logits = of the bias
         dq += _mm(ds.to(k.dtype), k, FP32)
         if TABLE_GRAD:
-            bucket = tl.load(bucket_ptrs, mask=valid_m[:, None] & (offs_n[None, :] < Nk), other=-1).to(tl.int32)
+            in_tile = valid_m[:, None] & (offs_n[None, :] < Nk)
+            bucket = tl.load(BKT + offs_m[:, None] * Nk + offs_n[None, :], mask=in_tile, other=-1).to(tl.int32)
             if SEP_S > 0:
                 col_bucket = bucket % SEP_S  # -1 (outside) stays -1 and matches nothing
                 key_rows = ((offs_n // KW)[:, None] == offs_r[None, :]).to(k.dtype)  # (BLOCK_N, KH_PAD) one-hot
                 for c in range(SEP_S):  # a loop, not unrolled: 7 live copies of the tile would spill
-                    masked = tl.where(col_bucket == c, ds, 0.0).to(k.dtype)
-                    yc = _mm(masked, key_rows, FP32)
+                    yc = _mm(tl.where(col_bucket == c, ds, 0.0).to(k.dtype), key_rows, FP32)
                     y3 += tl.where(offs_s[None, :, None] == c, yc[:, None, :], 0.0)
             else:
                 for kk in range(NB):
                     col = tl.sum(tl.where(bucket == kk, ds, 0.0), 1)  # (BLOCK_M,)
                     dt += tl.where(offs_k[None, :] == kk, col[:, None], 0.0)
-    tl.store(
-        DQ + bh * Nq * D + offs_m[:, None] * D + offs_d[None, :], (dq * scale).to(DQ.dtype.element_ty),
-        mask=valid_m[:, None] & (offs_d[None, :] < D),
-    )
+    _store_tile(DQ + bh * Nq * D, dq * scale, offs_m, offs_d, D, 1, Nq, D)
     if TABLE_GRAD:
         if SEP_S > 0:
             # the row bucket of (query, key row r) is that of the row's first key
-            first_keys = BKT + offs_m[:, None] * Nk + offs_r[None, :] * KW
             rows_valid = valid_m[:, None] & (offs_r[None, :] < KH)
-            row_bucket = tl.where(rows_valid, tl.load(first_keys, mask=rows_valid, other=0).to(tl.int32) // SEP_S, -1)
+            first_keys = tl.load(BKT + offs_m[:, None] * Nk + offs_r[None, :] * KW, mask=rows_valid, other=0)
+            row_bucket = tl.where(rows_valid, first_keys.to(tl.int32) // SEP_S, -1)
             for a in range(SEP_S):
                 za = tl.sum(tl.where(row_bucket[:, None, :] == a, y3, 0.0), 2)  # (BLOCK_M, S_PAD) over c
-                tl.store(
-                    DT + bh * Nq * NB + offs_m[:, None] * NB + a * SEP_S + offs_s[None, :], za,
-                    mask=valid_m[:, None] & (offs_s[None, :] < SEP_S),
-                )
+                _store_tile(DT + bh * Nq * NB + a * SEP_S, za, offs_m, offs_s, NB, 1, Nq, SEP_S)
         else:
-            tl.store(
-                DT + bh * Nq * NB + offs_m[:, None] * NB + offs_k[None, :], dt,
-                mask=valid_m[:, None] & (offs_k[None, :] < NB),
-            )
+            _store_tile(DT + bh * Nq * NB, dt, offs_m, offs_k, NB, 1, Nq, NB)
 
 
 def _pad(n: int) -> int:

@@ -1,20 +1,11 @@
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "bench_models.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench_models", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+def bench(load_tool):
+    return load_tool("bench_models")
 
 
 def test_variants_list_baseline_first_and_say_why_some_are_skipped(bench):
