@@ -14,6 +14,10 @@ Backward (two kernels, no atomics anywhere):
 Tables may be broadcast views (stride 0 over batch or heads, e.g. the shared KP-RPE variants): the
 kernels read them through their strides and the gradient is summed over the broadcast dimensions.
 
+Short sequences (Swin windows of 15 tokens) are packed: ``G`` sequences side by side fill one
+program's 64-row tiles, block-diagonally (pairs from different sequences get ``-inf``), instead of
+each padding a tile of its own (:meth:`BlockSizes.for_shape` picks ``G``).
+
 Runs on CUDA tensors; with ``TRITON_INTERPRET=1`` set before this module is imported, Triton's
 interpreter runs the same kernels on CPU tensors (how the tests check them without a GPU).
 """
@@ -45,29 +49,34 @@ def interpreted_kernels() -> bool:
 class BlockSizes:
     """Tile sizes of the kernels (rows of queries x keys per program step) and launch shape."""
 
-    def __init__(self, block_m: int = 64, block_n: int = 64, num_warps: int = 4, num_stages: int = 2) -> None:
+    def __init__(
+        self, block_m: int = 64, block_n: int = 64, num_warps: int = 4, num_stages: int = 2, group: int = 1
+    ) -> None:
         for name, value in (("block_m", block_m), ("block_n", block_n)):
             if value < 16 or value & (value - 1):
                 raise ValueError(f"{name} must be a power of two >= 16, got {value}")
+        if not isinstance(group, int) or group < 1:
+            raise ValueError(f"group must be a positive int, got {group!r}")
         self.block_m, self.block_n, self.num_warps, self.num_stages = block_m, block_n, num_warps, num_stages
+        self.group = group  # sequences packed side by side into one program's rows (small windows)
 
     @classmethod
     def for_shape(cls, queries: int, keys: int, dtype: torch.dtype = torch.bfloat16) -> BlockSizes:
-        """Default tiles: 64 x 64 with 4 warps for long half-precision sequences; one 16- or 32-token
-        tile with 1-2 warps for small windows (SwinGait's 15-token windows), so little of each program is
-        padding; 32 x 32 in float32, whose 3xTF32 products need twice the registers.
+        """Default tiles: 64 x 64 with 4 warps in half precision, 32 x 32 in float32 (its 3xTF32 products
+        need about twice the registers). Sequences of at most half a tile (SwinGait's 15-token windows)
+        are packed side by side, ``tile // length`` per program, instead of padding each to a tile.
 
         Chosen from the register and spill counts of ``tools/triton_resources.py`` (sm_90); GPU timings
         (``tools/bench_attention.py``) are the final word."""
-        longest = max(queries, keys)
-        if longest <= 16:
-            return cls(16, 16, num_warps=1)
-        if longest <= 32 or dtype == torch.float32:
-            return cls(32, 32, num_warps=2 if longest <= 32 else 4)
-        return cls()
+        tile = 32 if dtype == torch.float32 else 64
+        longest = max(queries, keys, 1)
+        return cls(tile, tile, num_warps=4, group=max(1, tile // longest) if 2 * longest <= tile else 1)
 
     def __repr__(self) -> str:
-        return f"BlockSizes(block_m={self.block_m}, block_n={self.block_n}, num_warps={self.num_warps})"
+        return (
+            f"BlockSizes(block_m={self.block_m}, block_n={self.block_n}, num_warps={self.num_warps}, "
+            f"group={self.group})"
+        )
 
 
 @triton.jit
@@ -79,39 +88,70 @@ def _mm(a, b, FP32: tl.constexpr):
 
 
 @triton.jit
-def _load_tile(base, rows, cols, stride_row, stride_col, n_rows, n_cols):
-    """The ``(len(rows), len(cols))`` tile at ``base``; entries outside ``n_rows x n_cols`` read as 0."""
-    mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
-    return tl.load(base + rows[:, None] * stride_row + cols[None, :] * stride_col, mask=mask, other=0.0)
+def _rows(start, BLOCK: tl.constexpr, N: tl.constexpr, G: tl.constexpr, b0, B):
+    """A block of packed rows: ``G`` sequences of ``N`` tokens side by side, from sequence ``b0`` on.
+
+    Returns ``(local, tok, valid)``: each row's sequence within the group (``row // N``; the scalar 0
+    when ``G == 1``, so that single sequences keep scalar base addresses), its token ``row % N``, and
+    whether it exists (inside the ``G * N`` rows and the batch).
+    """
+    rows = start + tl.arange(0, BLOCK)
+    local = 0
+    tok = rows
+    valid = (rows < N) & (b0 < B)
+    if G > 1:  # a compile-time branch
+        local = rows // N
+        tok = rows % N
+        valid = (rows < G * N) & (b0 + local < B)
+    return local, tok, valid
 
 
 @triton.jit
-def _store_tile(base, values, rows, cols, stride_row, stride_col, n_rows, n_cols):
-    """Store ``values`` (cast to the destination type) inside ``n_rows x n_cols``."""
-    mask = (rows[:, None] < n_rows) & (cols[None, :] < n_cols)
-    ptrs = base + rows[:, None] * stride_row + cols[None, :] * stride_col
+def _load_rows(base, row_offsets, row_valid, cols, stride_col, n_cols):
+    """Rows at ``base + row_offsets`` (one offset per row), columns ``cols``; outside entries read as 0."""
+    mask = row_valid[:, None] & (cols[None, :] < n_cols)
+    return tl.load(base + row_offsets[:, None] + cols[None, :] * stride_col, mask=mask, other=0.0)
+
+
+@triton.jit
+def _store_rows(base, values, row_offsets, row_valid, cols, stride_col, n_cols):
+    """Store ``values`` (cast to the destination type) at the rows and columns of :func:`_load_rows`."""
+    mask = row_valid[:, None] & (cols[None, :] < n_cols)
+    ptrs = base + row_offsets[:, None] + cols[None, :] * stride_col
     tl.store(ptrs, values.to(base.dtype.element_ty), mask=mask)
 
 
 @triton.jit
+def _attends(loc_m, valid_m, loc_n, valid_n, G: tl.constexpr):
+    """Which (query row, key row) pairs of a tile attend: both exist and, when packed, share a sequence."""
+    attend = valid_m[:, None] & valid_n[None, :]
+    if G > 1:
+        attend = attend & (loc_m[:, None] == loc_n[None, :])
+    return attend
+
+
+@triton.jit
 def _scores(
-    q, k, BKT, table_rows, mask_base, offs_m, offs_n, Nq, Nk, qk_scale, stk, smn, smk,
-    HAS_MASK: tl.constexpr, FP32: tl.constexpr,
+    q, k, BKT, table_rows, mask_base, loc_m, tok_m, valid_m, loc_n, tok_n, valid_n, Nk, qk_scale, stk,
+    smb, smn, smk, G: tl.constexpr, HAS_MASK: tl.constexpr, FP32: tl.constexpr,
 ):
     """Logits of one (query block, key block) tile in log2 units: ``(BLOCK_M, BLOCK_N)`` float32.
 
     ``q`` is ``(BLOCK_M, D_PAD)``, ``k`` ``(BLOCK_N, D_PAD)`` (zero-padded); ``table_rows`` points at each
-    query's table row, ``mask_base`` at this (batch, head)'s mask. Keys past ``Nk`` get ``-inf``.
+    query's table row, ``mask_base`` at the group's first mask. Pairs from different sequences of a
+    packed block, and missing keys, get ``-inf``.
     """
-    valid_n = offs_n < Nk
-    tile = (offs_m[:, None] < Nq) & valid_n[None, :]
+    attend = _attends(loc_m, valid_m, loc_n, valid_n, G)
     s = _mm(q, tl.trans(k), FP32)
-    bucket = tl.load(BKT + offs_m[:, None] * Nk + offs_n[None, :], mask=tile, other=0)
-    bias = tl.load(table_rows[:, None] + bucket * stk, mask=tile, other=0.0).to(tl.float32)
+    bucket = tl.load(BKT + tok_m[:, None] * Nk + tok_n[None, :], mask=attend, other=0)
+    bias = tl.load(table_rows[:, None] + bucket * stk, mask=attend, other=0.0).to(tl.float32)
     s = s * qk_scale + bias * 1.4426950408889634
     if HAS_MASK:
-        s += _load_tile(mask_base, offs_m, offs_n, smn, smk, Nq, Nk).to(tl.float32) * 1.4426950408889634
-    return tl.where(valid_n[None, :], s, float("-inf"))
+        mask_ptrs = mask_base + tok_m[:, None] * smn + tok_n[None, :] * smk
+        if G > 1:
+            mask_ptrs += loc_m[:, None] * smb
+        s += tl.load(mask_ptrs, mask=attend, other=0.0).to(tl.float32) * 1.4426950408889634
+    return tl.where(attend, s, float("-inf"))
 
 
 @triton.jit
@@ -119,40 +159,40 @@ def _fwd(
     Q, K, V, T, BKT, MASK, O, LSE,
     sqb, sqh, sqn, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
     stb, sth, stn, stk, smb, smh, smn, smk, sob, soh, son, sod,
-    H, D, DV, qk_scale,
-    Nq: tl.constexpr, Nk: tl.constexpr,
+    B, H, D, DV, qk_scale,
+    Nq: tl.constexpr, Nk: tl.constexpr, G: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D_PAD: tl.constexpr, DV_PAD: tl.constexpr,
     HAS_MASK: tl.constexpr, FP32: tl.constexpr,
 ):
-    """Output and per-row log2-sum-exp (for the backward) of one query block."""
-    bh = tl.program_id(0)
-    b = bh // H
-    h = bh % H
-    offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+    """Output and per-row log2-sum-exp (for the backward) of one block of (packed) query rows."""
+    b0 = tl.program_id(0) // H * G  # first sequence of this program's group
+    h = tl.program_id(0) % H
+    loc_m, tok_m, valid_m = _rows(tl.program_id(1) * BLOCK_M, BLOCK_M, Nq, G, b0, B)
     offs_d = tl.arange(0, D_PAD)
     offs_dv = tl.arange(0, DV_PAD)
-    q = _load_tile(Q + b * sqb + h * sqh, offs_m, offs_d, sqn, sqd, Nq, D)
-    table_rows = T + b * stb + h * sth + offs_m * stn
+    q = _load_rows(Q + b0 * sqb + h * sqh, loc_m * sqb + tok_m * sqn, valid_m, offs_d, sqd, D)
+    table_rows = T + b0 * stb + h * sth + loc_m * stb + tok_m * stn
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, DV_PAD], tl.float32)
-    for start_n in range(0, Nk, BLOCK_N):
-        offs_n = start_n + tl.arange(0, BLOCK_N)
-        k = _load_tile(K + b * skb + h * skh, offs_n, offs_d, skn, skd, Nk, D)
+    for start_n in range(0, G * Nk, BLOCK_N):
+        loc_n, tok_n, valid_n = _rows(start_n, BLOCK_N, Nk, G, b0, B)
+        k = _load_rows(K + b0 * skb + h * skh, loc_n * skb + tok_n * skn, valid_n, offs_d, skd, D)
         s = _scores(
-            q, k, BKT, table_rows, MASK + b * smb + h * smh, offs_m, offs_n, Nq, Nk, qk_scale, stk, smn, smk,
-            HAS_MASK, FP32,
+            q, k, BKT, table_rows, MASK + b0 * smb + h * smh, loc_m, tok_m, valid_m, loc_n, tok_n, valid_n, Nk,
+            qk_scale, stk, smb, smn, smk, G, HAS_MASK, FP32,
         )
         m_new = tl.maximum(m_i, tl.max(s, 1))
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows masked out so far stay at zero weight
         alpha = tl.exp2(m_i - m_safe)
         p = tl.exp2(s - m_safe[:, None])
         l_i = l_i * alpha + tl.sum(p, 1)
-        v = _load_tile(V + b * svb + h * svh, offs_n, offs_dv, svn, svd, Nk, DV)
+        v = _load_rows(V + b0 * svb + h * svh, loc_n * svb + tok_n * svn, valid_n, offs_dv, svd, DV)
         acc = acc * alpha[:, None] + _mm(p.to(v.dtype), v, FP32)
         m_i = m_new
-    _store_tile(O + b * sob + h * soh, acc / l_i[:, None], offs_m, offs_dv, son, sod, Nq, DV)
-    tl.store(LSE + bh * Nq + offs_m, m_i + tl.log2(l_i), mask=offs_m < Nq)
+    l_i = tl.where(valid_m, l_i, 1.0)  # rows that do not exist: no 0/0 (they are not stored)
+    _store_rows(O + b0 * sob + h * soh, acc / l_i[:, None], loc_m * sob + tok_m * son, valid_m, offs_dv, sod, DV)
+    tl.store(LSE + ((b0 + loc_m) * H + h) * Nq + tok_m, m_i + tl.log2(l_i), mask=valid_m)
 
 
 @triton.jit
@@ -160,39 +200,40 @@ def _bwd_kv(
     Q, K, V, T, BKT, MASK, DO, LSE, DELTA, DK, DV_,
     sqb, sqh, sqn, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
     stb, sth, stn, stk, smb, smh, smn, smk, sob, soh, son, sod,
-    H, D, DV, qk_scale, scale,
-    Nq: tl.constexpr, Nk: tl.constexpr,
+    B, H, D, DV, qk_scale, scale,
+    Nq: tl.constexpr, Nk: tl.constexpr, G: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D_PAD: tl.constexpr, DV_PAD: tl.constexpr,
     HAS_MASK: tl.constexpr, FP32: tl.constexpr,
 ):
-    """dK and dV of one key block; ``DO`` shares the strides ``so*`` and ``DK``/``DV_`` are contiguous."""
-    bh = tl.program_id(0)
-    b = bh // H
-    h = bh % H
-    offs_n = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
+    """dK and dV of one block of (packed) key rows; ``DO`` has the strides ``so*``, ``DK``/``DV_`` are
+    contiguous ``(B, H, Nk, D|DV)``."""
+    b0 = tl.program_id(0) // H * G  # first sequence of this program's group
+    h = tl.program_id(0) % H
+    loc_n, tok_n, valid_n = _rows(tl.program_id(1) * BLOCK_N, BLOCK_N, Nk, G, b0, B)
     offs_d = tl.arange(0, D_PAD)
     offs_dv = tl.arange(0, DV_PAD)
-    k = _load_tile(K + b * skb + h * skh, offs_n, offs_d, skn, skd, Nk, D)
-    v = _load_tile(V + b * svb + h * svh, offs_n, offs_dv, svn, svd, Nk, DV)
+    k = _load_rows(K + b0 * skb + h * skh, loc_n * skb + tok_n * skn, valid_n, offs_d, skd, D)
+    v = _load_rows(V + b0 * svb + h * svh, loc_n * svb + tok_n * svn, valid_n, offs_dv, svd, DV)
     dk = tl.zeros([BLOCK_N, D_PAD], tl.float32)
     dv = tl.zeros([BLOCK_N, DV_PAD], tl.float32)
-    for start_m in range(0, Nq, BLOCK_M):
-        offs_m = start_m + tl.arange(0, BLOCK_M)
-        valid_m = offs_m < Nq
-        q = _load_tile(Q + b * sqb + h * sqh, offs_m, offs_d, sqn, sqd, Nq, D)
-        do = _load_tile(DO + b * sob + h * soh, offs_m, offs_dv, son, sod, Nq, DV)
-        lse = tl.load(LSE + bh * Nq + offs_m, mask=valid_m, other=0.0)
-        delta = tl.load(DELTA + bh * Nq + offs_m, mask=valid_m, other=0.0)
+    for start_m in range(0, G * Nq, BLOCK_M):
+        loc_m, tok_m, valid_m = _rows(start_m, BLOCK_M, Nq, G, b0, B)
+        q = _load_rows(Q + b0 * sqb + h * sqh, loc_m * sqb + tok_m * sqn, valid_m, offs_d, sqd, D)
+        do = _load_rows(DO + b0 * sob + h * soh, loc_m * sob + tok_m * son, valid_m, offs_dv, sod, DV)
+        stats = ((b0 + loc_m) * H + h) * Nq + tok_m
+        lse = tl.load(LSE + stats, mask=valid_m, other=0.0)
+        delta = tl.load(DELTA + stats, mask=valid_m, other=0.0)
+        table_rows = T + b0 * stb + h * sth + loc_m * stb + tok_m * stn
         s = _scores(
-            q, k, BKT, T + b * stb + h * sth + offs_m * stn, MASK + b * smb + h * smh, offs_m, offs_n, Nq, Nk,
-            qk_scale, stk, smn, smk, HAS_MASK, FP32,
+            q, k, BKT, table_rows, MASK + b0 * smb + h * smh, loc_m, tok_m, valid_m, loc_n, tok_n, valid_n, Nk,
+            qk_scale, stk, smb, smn, smk, G, HAS_MASK, FP32,
         )
         p = tl.where(valid_m[:, None], tl.exp2(s - lse[:, None]), 0.0)  # (BLOCK_M, BLOCK_N)
         dv += _mm(tl.trans(p.to(do.dtype)), do, FP32)
         ds = p * (_mm(do, tl.trans(v), FP32) - delta[:, None])
         dk += _mm(tl.trans(ds.to(q.dtype)), q, FP32)
-    _store_tile(DK + bh * Nk * D, dk * scale, offs_n, offs_d, D, 1, Nk, D)
-    _store_tile(DV_ + bh * Nk * DV, dv, offs_n, offs_dv, DV, 1, Nk, DV)
+    _store_rows(DK, dk * scale, (((b0 + loc_n) * H + h) * Nk + tok_n) * D, valid_n, offs_d, 1, D)
+    _store_rows(DV_, dv, (((b0 + loc_n) * H + h) * Nk + tok_n) * DV, valid_n, offs_dv, 1, DV)
 
 
 @triton.jit
@@ -200,13 +241,14 @@ def _bwd_q_table(
     Q, K, V, T, BKT, MASK, DO, LSE, DELTA, DQ, DT,
     sqb, sqh, sqn, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
     stb, sth, stn, stk, smb, smh, smn, smk, sob, soh, son, sod,
-    H, D, DV, qk_scale, scale,
-    Nq: tl.constexpr, Nk: tl.constexpr,
+    B, H, D, DV, qk_scale, scale,
+    Nq: tl.constexpr, Nk: tl.constexpr, G: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D_PAD: tl.constexpr, DV_PAD: tl.constexpr,
     NB: tl.constexpr, NB_PAD: tl.constexpr, HAS_MASK: tl.constexpr, TABLE_GRAD: tl.constexpr, FP32: tl.constexpr,
     SEP_S: tl.constexpr, S_PAD: tl.constexpr, KW: tl.constexpr, KH: tl.constexpr, KH_PAD: tl.constexpr,
 ):
-    """dQ and the table gradient of one query block (``DQ`` contiguous, ``DT`` a dense (B, H, Nq, NB)).
+    """dQ and the table gradient of one block of (packed) query rows (``DQ`` contiguous, ``DT`` a dense
+    ``(B, H, Nq, NB)``).
 
     Table gradient, generic maps (``SEP_S == 0``): one masked row sum per bucket and key tile.
     Separable maps (``SEP_S = S > 0``: ``bucket = a * S + c`` where ``a`` depends only on the query and
@@ -214,41 +256,41 @@ def _bwd_q_table(
     ``Y[i, c, r] = sum_j dS[i, j] [c(i, j) == c] [j // KW == r]`` is one tensor-core product with the
     keys' row one-hot, and ``dT[i, a * S + c] = sum_r [a(i, r) == a] Y[i, c, r]`` is done once at the end.
     """
-    bh = tl.program_id(0)
-    b = bh // H
-    h = bh % H
-    offs_m = tl.program_id(1) * BLOCK_M + tl.arange(0, BLOCK_M)
+    b0 = tl.program_id(0) // H * G  # first sequence of this program's group
+    h = tl.program_id(0) % H
+    loc_m, tok_m, valid_m = _rows(tl.program_id(1) * BLOCK_M, BLOCK_M, Nq, G, b0, B)
     offs_d = tl.arange(0, D_PAD)
     offs_dv = tl.arange(0, DV_PAD)
     offs_k = tl.arange(0, NB_PAD)
     offs_s = tl.arange(0, S_PAD)
     offs_r = tl.arange(0, KH_PAD)
-    valid_m = offs_m < Nq
-    q = _load_tile(Q + b * sqb + h * sqh, offs_m, offs_d, sqn, sqd, Nq, D)
-    do = _load_tile(DO + b * sob + h * soh, offs_m, offs_dv, son, sod, Nq, DV)
-    lse = tl.load(LSE + bh * Nq + offs_m, mask=valid_m, other=0.0)
-    delta = tl.load(DELTA + bh * Nq + offs_m, mask=valid_m, other=0.0)
-    table_rows = T + b * stb + h * sth + offs_m * stn
+    q = _load_rows(Q + b0 * sqb + h * sqh, loc_m * sqb + tok_m * sqn, valid_m, offs_d, sqd, D)
+    do = _load_rows(DO + b0 * sob + h * soh, loc_m * sob + tok_m * son, valid_m, offs_dv, sod, DV)
+    stats = ((b0 + loc_m) * H + h) * Nq + tok_m  # this row's index in (B, H, Nq)
+    lse = tl.load(LSE + stats, mask=valid_m, other=0.0)
+    delta = tl.load(DELTA + stats, mask=valid_m, other=0.0)
+    table_rows = T + b0 * stb + h * sth + loc_m * stb + tok_m * stn
     dq = tl.zeros([BLOCK_M, D_PAD], tl.float32)
     dt = tl.zeros([BLOCK_M, NB_PAD], tl.float32)  # generic table gradient
     y3 = tl.zeros([BLOCK_M, S_PAD, KH_PAD], tl.float32)  # separable: per (column bucket, key row) sums
-    for start_n in range(0, Nk, BLOCK_N):
-        offs_n = start_n + tl.arange(0, BLOCK_N)
-        k = _load_tile(K + b * skb + h * skh, offs_n, offs_d, skn, skd, Nk, D)
-        v = _load_tile(V + b * svb + h * svh, offs_n, offs_dv, svn, svd, Nk, DV)
+    for start_n in range(0, G * Nk, BLOCK_N):
+        loc_n, tok_n, valid_n = _rows(start_n, BLOCK_N, Nk, G, b0, B)
+        k = _load_rows(K + b0 * skb + h * skh, loc_n * skb + tok_n * skn, valid_n, offs_d, skd, D)
+        v = _load_rows(V + b0 * svb + h * svh, loc_n * svb + tok_n * svn, valid_n, offs_dv, svd, DV)
         s = _scores(
-            q, k, BKT, table_rows, MASK + b * smb + h * smh, offs_m, offs_n, Nq, Nk, qk_scale, stk, smn, smk,
-            HAS_MASK, FP32,
+            q, k, BKT, table_rows, MASK + b0 * smb + h * smh, loc_m, tok_m, valid_m, loc_n, tok_n, valid_n, Nk,
+            qk_scale, stk, smb, smn, smk, G, HAS_MASK, FP32,
         )
         p = tl.where(valid_m[:, None], tl.exp2(s - lse[:, None]), 0.0)
         ds = p * (_mm(do, tl.trans(v), FP32) - delta[:, None])  # gradient of the logits = of the bias
         dq += _mm(ds.to(k.dtype), k, FP32)
         if TABLE_GRAD:
-            in_tile = valid_m[:, None] & (offs_n[None, :] < Nk)
-            bucket = tl.load(BKT + offs_m[:, None] * Nk + offs_n[None, :], mask=in_tile, other=-1).to(tl.int32)
+            attend = _attends(loc_m, valid_m, loc_n, valid_n, G)
+            bucket = tl.load(BKT + tok_m[:, None] * Nk + tok_n[None, :], mask=attend, other=-1).to(tl.int32)
+            bucket = tl.where(attend, bucket, -1)  # pairs that do not attend match no bucket
             if SEP_S > 0:
-                col_bucket = bucket % SEP_S  # -1 (outside) stays -1 and matches nothing
-                key_rows = ((offs_n // KW)[:, None] == offs_r[None, :]).to(k.dtype)  # (BLOCK_N, KH_PAD) one-hot
+                col_bucket = bucket % SEP_S  # -1 stays -1
+                key_rows = ((tok_n // KW)[:, None] == offs_r[None, :]).to(k.dtype)  # (BLOCK_N, KH_PAD) one-hot
                 for c in range(SEP_S):  # a loop, not unrolled: 7 live copies of the tile would spill
                     yc = _mm(tl.where(col_bucket == c, ds, 0.0).to(k.dtype), key_rows, FP32)
                     y3 += tl.where(offs_s[None, :, None] == c, yc[:, None, :], 0.0)
@@ -256,18 +298,18 @@ def _bwd_q_table(
                 for kk in range(NB):
                     col = tl.sum(tl.where(bucket == kk, ds, 0.0), 1)  # (BLOCK_M,)
                     dt += tl.where(offs_k[None, :] == kk, col[:, None], 0.0)
-    _store_tile(DQ + bh * Nq * D, dq * scale, offs_m, offs_d, D, 1, Nq, D)
+    _store_rows(DQ, dq * scale, stats * D, valid_m, offs_d, 1, D)
     if TABLE_GRAD:
         if SEP_S > 0:
             # the row bucket of (query, key row r) is that of the row's first key
             rows_valid = valid_m[:, None] & (offs_r[None, :] < KH)
-            first_keys = tl.load(BKT + offs_m[:, None] * Nk + offs_r[None, :] * KW, mask=rows_valid, other=0)
+            first_keys = tl.load(BKT + tok_m[:, None] * Nk + offs_r[None, :] * KW, mask=rows_valid, other=0)
             row_bucket = tl.where(rows_valid, first_keys.to(tl.int32) // SEP_S, -1)
             for a in range(SEP_S):
                 za = tl.sum(tl.where(row_bucket[:, None, :] == a, y3, 0.0), 2)  # (BLOCK_M, S_PAD) over c
-                _store_tile(DT + bh * Nq * NB + a * SEP_S, za, offs_m, offs_s, NB, 1, Nq, SEP_S)
+                _store_rows(DT + a * SEP_S, za, stats * NB, valid_m, offs_s, 1, SEP_S)
         else:
-            _store_tile(DT + bh * Nq * NB, dt, offs_m, offs_k, NB, 1, Nq, NB)
+            _store_rows(DT, dt, stats * NB, valid_m, offs_k, 1, NB)
 
 
 def _pad(n: int) -> int:
@@ -353,11 +395,12 @@ class _KPRPEAttention(torch.autograd.Function):
         out = torch.empty(batch, heads, nq, dim_v, device=q.device, dtype=q.dtype)
         lse = torch.empty(batch * heads, nq, device=q.device, dtype=torch.float32)
         ieee = q.dtype == torch.float32
-        grid = (batch * heads, triton.cdiv(nq, blocks.block_m))
+        group = blocks.group
+        grid = (triton.cdiv(batch, group) * heads, triton.cdiv(group * nq, blocks.block_m))
         _fwd[grid](
             q, k, v, table4, buckets, q if mask4 is None else mask4, out, lse,
             *q.stride(), *k.stride(), *v.stride(), *table4.stride(), *_strides4(mask4), *out.stride(),
-            heads, dim, dim_v, scale * _LOG2E, Nq=nq, Nk=nk,
+            batch, heads, dim, dim_v, scale * _LOG2E, Nq=nq, Nk=nk, G=group,
             BLOCK_M=blocks.block_m, BLOCK_N=blocks.block_n, D_PAD=_pad(dim), DV_PAD=_pad(dim_v),
             HAS_MASK=mask4 is not None, FP32=ieee, num_warps=blocks.num_warps, num_stages=blocks.num_stages,
         )
@@ -391,13 +434,15 @@ class _KPRPEAttention(torch.autograd.Function):
             "HAS_MASK": mask4 is not None, "FP32": ieee, "num_warps": blocks.num_warps,
             "num_stages": blocks.num_stages,
         }
-        _bwd_kv[(batch * heads, triton.cdiv(nk, blocks.block_n))](
+        group = blocks.group
+        programs = triton.cdiv(batch, group) * heads
+        _bwd_kv[(programs, triton.cdiv(group * nk, blocks.block_n))](
             q, k, v, table4, buckets, mask_arg, grad_out, lse, delta, dk, dv,
-            *common, heads, dim, dim_v, scale * _LOG2E, scale, Nq=nq, Nk=nk, **meta,
+            *common, batch, heads, dim, dim_v, scale * _LOG2E, scale, Nq=nq, Nk=nk, G=group, **meta,
         )
-        _bwd_q_table[(batch * heads, triton.cdiv(nq, blocks.block_m))](
+        _bwd_q_table[(programs, triton.cdiv(group * nq, blocks.block_m))](
             q, k, v, table4, buckets, mask_arg, grad_out, lse, delta, dq, dt,
-            *common, heads, dim, dim_v, scale * _LOG2E, scale, Nq=nq, Nk=nk,
+            *common, batch, heads, dim, dim_v, scale * _LOG2E, scale, Nq=nq, Nk=nk, G=group,
             NB=num_buckets, NB_PAD=triton.next_power_of_2(num_buckets), TABLE_GRAD=table_grad,
             SEP_S=sep.radix, S_PAD=_pad_small(sep.radix), KW=sep.key_width, KH=sep.key_rows,
             KH_PAD=_pad(sep.key_rows), **meta,

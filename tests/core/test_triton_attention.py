@@ -224,3 +224,15 @@ def test_shifted_window_block_matches_reference_with_gradients():
         results[backend] = (out.detach(), table.grad, block.attn.qkv.weight.grad)
     for got, want in zip(results["triton"], results["reference"]):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("group, blocks", [(4, (64, 64)), (3, (32, 16)), (2, (16, 16))], ids=["4x15", "3x15", "2x15"])
+def test_packed_windows_match_reference(group, blocks):
+    """Several short sequences side by side in one program's rows (block-diagonal), incl. a ragged last
+    group (batch 2*5 windows is not a multiple of 4 or 3), tiles smaller than a group, and a shift mask."""
+    buckets, k = product_buckets(3, 5)
+    mask = shifted_window_mask((6, 10), (3, 5), (1, 2)).to(DEVICE)  # 4 windows
+    mask4 = torch.cat([mask, mask[:1]])[:, None].repeat(2, 1, 1, 1)  # (10, 1, 15, 15)
+    packed = ta.BlockSizes(*blocks, group=group)
+    _compare(_inputs(10, 2, 15, 15, 16, 16, k, seed=group), buckets, mask=mask4, blocks=packed)
+    _compare(_inputs(10, 2, 15, 15, 16, 8, k, seed=group, table_shape=(1, 2)), buckets, blocks=packed)
