@@ -98,7 +98,7 @@ def _rows(start, BLOCK: tl.constexpr, N: tl.constexpr, G: tl.constexpr, b0, B):
     rows = start + tl.arange(0, BLOCK)
     local = 0
     tok = rows
-    valid = (rows < N) & (b0 < B)
+    valid = rows < N  # one sequence per program: the grid has exactly one program row per sequence
     if G > 1:  # a compile-time branch
         local = rows // N
         tok = rows % N
@@ -240,15 +240,16 @@ def _bwd_kv(
 def _bwd_q_table(
     Q, K, V, T, BKT, MASK, DO, LSE, DELTA, DQ, DT,
     sqb, sqh, sqn, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
-    stb, sth, stn, stk, smb, smh, smn, smk, sob, soh, son, sod,
+    stb, sth, stn, stk, smb, smh, smn, smk, sob, soh, son, sod, sgb, sgh, sgn, sgk,
     B, H, D, DV, qk_scale, scale,
     Nq: tl.constexpr, Nk: tl.constexpr, G: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D_PAD: tl.constexpr, DV_PAD: tl.constexpr,
     NB: tl.constexpr, NB_PAD: tl.constexpr, HAS_MASK: tl.constexpr, TABLE_GRAD: tl.constexpr, FP32: tl.constexpr,
     SEP_S: tl.constexpr, S_PAD: tl.constexpr, KW: tl.constexpr, KH: tl.constexpr, KH_PAD: tl.constexpr,
 ):
-    """dQ and the table gradient of one block of (packed) query rows (``DQ`` contiguous, ``DT`` a dense
-    ``(B, H, Nq, NB)``).
+    """dQ and the table gradient of one block of (packed) query rows (``DQ`` contiguous; ``DT`` a
+    ``(B, H, Nq, NB)`` tensor with strides ``sg*``: the table's own layout, or dense float32 to be
+    reduced over the dimensions a broadcast table was expanded along).
 
     Table gradient, generic maps (``SEP_S == 0``): one masked row sum per bucket and key tile.
     Separable maps (``SEP_S = S > 0``: ``bucket = a * S + c`` where ``a`` depends only on the query and
@@ -307,9 +308,10 @@ def _bwd_q_table(
             row_bucket = tl.where(rows_valid, first_keys.to(tl.int32) // SEP_S, -1)
             for a in range(SEP_S):
                 za = tl.sum(tl.where(row_bucket[:, None, :] == a, y3, 0.0), 2)  # (BLOCK_M, S_PAD) over c
-                _store_rows(DT + a * SEP_S, za, stats * NB, valid_m, offs_s, 1, SEP_S)
+                grad_rows = DT + b0 * sgb + h * sgh + a * SEP_S * sgk
+                _store_rows(grad_rows, za, loc_m * sgb + tok_m * sgn, valid_m, offs_s, sgk, SEP_S)
         else:
-            _store_rows(DT, dt, stats * NB, valid_m, offs_k, 1, NB)
+            _store_rows(DT + b0 * sgb + h * sgh, dt, loc_m * sgb + tok_m * sgn, valid_m, offs_k, sgk, NB)
 
 
 def _pad(n: int) -> int:
@@ -381,6 +383,14 @@ def _prepare_map(buckets: torch.Tensor, num_buckets: int, device: torch.device) 
     return entry.index, entry.separable
 
 
+def _dense(t: torch.Tensor) -> bool:
+    """Whether ``t``'s elements fill its memory span exactly once (a permutation of a contiguous layout)."""
+    if any(st <= 0 for st, n in zip(t.stride(), t.shape) if n > 1):
+        return False
+    span = 1 + sum((n - 1) * st for n, st in zip(t.shape, t.stride()))
+    return span == t.numel()
+
+
 def _strides4(t: torch.Tensor | None) -> tuple[int, int, int, int]:
     return (0, 0, 0, 0) if t is None else tuple(t.stride())  # type: ignore[return-value]
 
@@ -424,7 +434,16 @@ class _KPRPEAttention(torch.autograd.Function):
         dq = torch.empty(batch, heads, nq, dim, device=q.device, dtype=q.dtype)
         dk = torch.empty(batch, heads, nk, dim, device=q.device, dtype=k.dtype)
         dv = torch.empty(batch, heads, nk, dim_v, device=q.device, dtype=v.dtype)
-        dt = torch.empty(batch, heads, nq, num_buckets, device=q.device, dtype=torch.float32) if table_grad else lse
+        # the table's gradient goes straight into the table's own layout and dtype (for KP-RPE's per-layer
+        # views that is the layout of the linear map's output, so its backward needs no copy); a table
+        # broadcast over batch or heads gets a dense float32 buffer, summed over those dimensions below
+        in_place_layout = tuple(table.shape[:2]) == (batch, heads) and _dense(table)
+        if not table_grad:
+            dt = lse
+        elif in_place_layout:
+            dt = torch.empty_strided(table.shape, table.stride(), device=q.device, dtype=table.dtype)
+        else:
+            dt = torch.empty(batch, heads, nq, num_buckets, device=q.device, dtype=torch.float32)
         common = (
             *q.stride(), *k.stride(), *v.stride(), *table4.stride(), *_strides4(mask4), *grad_out.stride(),
         )
@@ -442,14 +461,16 @@ class _KPRPEAttention(torch.autograd.Function):
         )
         _bwd_q_table[(programs, triton.cdiv(group * nq, blocks.block_m))](
             q, k, v, table4, buckets, mask_arg, grad_out, lse, delta, dq, dt,
-            *common, batch, heads, dim, dim_v, scale * _LOG2E, scale, Nq=nq, Nk=nk, G=group,
+            *common, *(dt.stride() if table_grad else (0, 0, 0, 0)), batch, heads, dim, dim_v, scale * _LOG2E, scale,
+            Nq=nq, Nk=nk, G=group,
             NB=num_buckets, NB_PAD=triton.next_power_of_2(num_buckets), TABLE_GRAD=table_grad,
             SEP_S=sep.radix, S_PAD=_pad_small(sep.radix), KW=sep.key_width, KH=sep.key_rows,
             KH_PAD=_pad(sep.key_rows), **meta,
         )
         grad_table = None
-        if table_grad:
-            # sum over the dimensions the table was broadcast along, then restore its shape
+        if table_grad and in_place_layout:
+            grad_table = dt
+        elif table_grad:
             dims = [d for d in (0, 1) if table.shape[d] == 1 and dt.shape[d] != 1]
             grad_table = (dt.sum(dim=dims, keepdim=True) if dims else dt).to(table.dtype)
         return dq, dk, dv, grad_table, None, None, None, None, None

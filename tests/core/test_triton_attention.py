@@ -236,3 +236,21 @@ def test_packed_windows_match_reference(group, blocks):
     packed = ta.BlockSizes(*blocks, group=group)
     _compare(_inputs(10, 2, 15, 15, 16, 16, k, seed=group), buckets, mask=mask4, blocks=packed)
     _compare(_inputs(10, 2, 15, 15, 16, 8, k, seed=group, table_shape=(1, 2)), buckets, blocks=packed)
+
+
+def test_table_gradient_is_written_in_the_tables_own_layout():
+    """KP-RPE's per-layer table is a (B, H, N, K) view of the linear map's (B, N, H*K) output: its gradient
+    comes back in that layout (no copy in the linear map's backward) and matches the reference."""
+    buckets, k = product_buckets(4, 5)
+    gen = torch.Generator().manual_seed(4)
+    rows = torch.randn(2, 20, 3 * k, generator=gen).to(DEVICE).requires_grad_()
+    table = rows.view(2, 20, 3, k).permute(0, 2, 1, 3)
+    layouts = []
+    table.register_hook(lambda grad: layouts.append(grad.stride()))
+    q, kk, v = (torch.randn(2, 3, 20, 16, generator=gen).to(DEVICE) for _ in range(3))
+    out = ta.triton_kprpe_attention(q, kk, v, table, buckets, blocks=SMALL)
+    (grad,) = torch.autograd.grad(out.square().sum(), rows)
+    ref = kprpe_attention(q, kk, v, rows.view(2, 20, 3, k).permute(0, 2, 1, 3), buckets, "reference")
+    (ref_grad,) = torch.autograd.grad(ref.square().sum(), rows)
+    assert layouts == [table.stride()]
+    torch.testing.assert_close(grad, ref_grad, atol=5e-5, rtol=1e-4)
