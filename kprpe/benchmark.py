@@ -21,7 +21,9 @@ import torch
 
 from .io import atomic_write_text
 
-__all__ = ["PeakMemory", "device_label", "fmt", "ratio", "run_isolated", "sync", "time_ms", "write_section"]
+__all__ = [
+    "PeakMemory", "device_label", "fmt", "ratio", "run_isolated", "sync", "time_ms", "versions", "write_section",
+]
 
 
 def sync(device: torch.device | str) -> None:
@@ -84,6 +86,16 @@ def device_label(device: torch.device | str) -> str:
     if torch.device(device).type == "cuda":
         return torch.cuda.get_device_name(0)
     return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
+
+
+def versions() -> str:
+    """``torch X`` plus ``triton Y`` where Triton is installed (the fused kernel's compiler)."""
+    text = f"torch {torch.__version__}"
+    try:
+        import triton
+    except ImportError:
+        return text
+    return f"{text}, triton {triton.__version__}"
 
 
 def fmt(value: float | None, digits: int = 2) -> str:

@@ -30,7 +30,9 @@ import torch.nn.functional as F
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kprpe.benchmark import PeakMemory, device_label, fmt, ratio, run_isolated, time_ms, write_section  # noqa: E402
+from kprpe.benchmark import (  # noqa: E402
+    PeakMemory, device_label, fmt, ratio, run_isolated, time_ms, versions, write_section,
+)
 from kprpe.core import backend_unavailable, kprpe_attention, product_buckets  # noqa: E402
 
 
@@ -122,7 +124,7 @@ def markdown(rows: list[dict], args) -> str:
     device = args.device
     card = device_label(device)
     lines = [
-        f"### Attention layer, {card}, torch {torch.__version__}, {rows[0]['dtype']}",
+        f"### Attention layer, {card}, {versions()}, {rows[0]['dtype']}",
         "",
         f"Command: `{args.command}`"
         f" ({time.strftime('%Y-%m-%d')}). Median of {args.repeats} runs after 3 warm-ups; fwd+bwd includes the"
@@ -159,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=None, help="batch of the ViT shapes (default: 16 CPU, 256 CUDA)")
     parser.add_argument("--windows", type=int, default=None, help="number of windows of the Swin shapes")
     parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--backends", nargs="+", default=None, choices=BACKENDS[1:], help="only these (and the baseline)")
+    parser.add_argument(
+        "--backends", nargs="+", default=None, choices=BACKENDS[1:], help="only these (and the baseline)"
+    )
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     parser.add_argument("--worker", nargs=2, metavar=("SHAPE", "BACKEND"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -33,7 +33,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kprpe.benchmark import PeakMemory, device_label, fmt, ratio, run_isolated, time_ms, write_section
+from kprpe.benchmark import PeakMemory, device_label, fmt, ratio, run_isolated, time_ms, versions, write_section
 from kprpe.core import BACKENDS, VisionTransformer, backend_unavailable
 from kprpe.io import atomic_write_text
 from kprpe_gait.nets import SwinGait2D
@@ -178,7 +178,7 @@ def markdown(rows: list[dict], skipped: dict[str, dict[str, str]], args, command
     shape = "tiny smoke-test models" if args.tiny else "full-size models"
     p, k, frames = args.gait_batch
     lines = [
-        f"### Whole models, {device_label(args.device)}, torch {torch.__version__}, {precision}",
+        f"### Whole models, {device_label(args.device)}, {versions()}, {precision}",
         "",
         f"Command: `{command}` ({time.strftime('%Y-%m-%d')}), {shape}. Face ViTs: batch {args.batch} images; "
         f"SwinGait-2D: {p} x {k} sequences x {frames} frames. Median of {args.repeats} steps after {args.warmup} "
