@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# One GPU session, prepared to fit a short device loan (about 8 minutes of work on one H100/H200):
-#   1. the CUDA test paths (compiled Triton kernel in fp32/fp16/bf16, flex forward+backward),
-#   2. the attention-layer table (bench_attention) and the whole-model table (bench_models),
-# with every log, JSON and the updated benchmarks/RESULTS.md written under $OUT (default ./gpu-out).
+# One GPU session, prepared for a short device loan, in steps (each with a time limit; logs, JSON and
+# the updated benchmarks/RESULTS.md go under $OUT, default ./gpu-out):
+#   check      the compiled Triton kernel against `reference` on the benchmark shapes (bf16 included)
+#   models     bench_models: whole face ViT-S/B and SwinGait-2D, the issue's targets
+#   attention  bench_attention: one layer per backend
+#   tests      the full CUDA test files (every test shape compiles its own kernels: slow the first time)
 # Runs from a plain copy of the repository: nothing is installed, the tree is imported via PYTHONPATH.
 #
-#   bash tools/gpu_session.sh            # everything
-#   QUICK=1 bash tools/gpu_session.sh    # tests + the issue's whole-model targets only
+#   bash tools/gpu_session.sh                          # check + models + attention (about 9 minutes)
+#   STEPS="tests" bash tools/gpu_session.sh            # in a second call, if the loan allows
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-out}
@@ -31,16 +33,24 @@ step() {  # step NAME SECONDS CMD...: run with a time limit, keep the log, never
     date -u +%Y-%m-%dT%H:%MZ
 } 2>&1 | tee "$OUT/machine.txt"
 
-if python -c "import pytest" 2> /dev/null; then
-    step tests 120 python -m pytest -q -p no:cacheprovider tests/core/test_triton_attention.py tests/core/test_attention.py
-else
-    echo "== tests: pytest is not installed here; the benchmarks below still compare against reference"
-fi
+STEPS=${STEPS:-check models attention}
+has() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+pytest_ok() { python -c "import pytest" 2> /dev/null || { echo "== $1: pytest is not installed here"; return 1; }; }
 
-step bench_models 270 python tools/bench_models.py --device cuda --models vit_s swingait vit_b --variants kprpe:triton none kprpe:flex \
-    --repeats 10 --warmup 3 --write --json "$OUT/bench_models.json"
-if [ -z "${QUICK:-}" ]; then
-    step bench_attention 150 python tools/bench_attention.py --device cuda --backends sdpa flex triton --repeats 10 --write
+if has check && pytest_ok check; then
+    step check 150 python -m pytest -q -p no:cacheprovider tests/core/test_triton_attention.py \
+        -k "model_shapes or half_precision or packed_windows or keypoint_vit or shifted_window or table_gradient_is"
+fi
+if has models; then
+    step bench_models 270 python tools/bench_models.py --device cuda --models vit_s swingait vit_b \
+        --variants kprpe:triton none kprpe:flex --repeats 10 --warmup 3 --write --json "$OUT/bench_models.json"
+fi
+if has attention; then
+    step bench_attention 120 python tools/bench_attention.py --device cuda --backends sdpa flex triton --repeats 10 \
+        --write
+fi
+if has tests && pytest_ok tests; then
+    step tests 500 python -m pytest -q -p no:cacheprovider tests/core/test_triton_attention.py tests/core/test_attention.py
 fi
 cp benchmarks/RESULTS.md "$OUT/RESULTS.md"
 echo "== done in ${SECONDS}s; results under $OUT"

@@ -254,3 +254,17 @@ def test_table_gradient_is_written_in_the_tables_own_layout():
     (ref_grad,) = torch.autograd.grad(ref.square().sum(), rows)
     assert layouts == [table.stride()]
     torch.testing.assert_close(grad, ref_grad, atol=5e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "grid, heads, d, batch", [((14, 14), 2, 64, 1), ((3, 5), 2, 16, 9)], ids=["vit-s-layer", "swin-windows"]
+)
+def test_model_shapes_in_half_precision_with_default_tiles(grid, heads, d, batch):
+    """The benchmarked shapes (a face ViT-S layer; SwinGait windows, packed) in the precision models train
+    in: bfloat16 on CUDA, float16 in the interpreter (whose bfloat16 products are wrong)."""
+    dtype = torch.bfloat16 if CUDA else torch.float16
+    buckets, k = product_buckets(*grid)
+    n = buckets.shape[0]
+    inputs = _inputs(batch, heads, n, n, d, d, k, dtype=dtype, seed=11)
+    tol = 6e-2 if dtype == torch.bfloat16 else 3e-2
+    _compare(inputs, buckets, atol=tol, rtol=tol, blocks=ta.BlockSizes.for_shape(n, n, dtype))
