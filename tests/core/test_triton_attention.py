@@ -119,7 +119,7 @@ def test_half_precision_within_tolerance(dtype):
 
 def test_through_kprpe_attention_and_a_keypoint_vit():
     torch.manual_seed(0)
-    kwargs = dict(img_size=24, patch_size=4, embed_dim=32, depth=2, num_heads=2, rpe="kprpe")
+    kwargs = {"img_size": 24, "patch_size": 4, "embed_dim": 32, "depth": 2, "num_heads": 2, "rpe": "kprpe"}
     ref_model = VisionTransformer(**kwargs, backend="reference").to(DEVICE)
     torch.nn.init.normal_(ref_model.kprpe.proj.weight, std=0.3)  # a non-trivial bias (W_L starts at zero)
     model = VisionTransformer(**kwargs, backend="triton").to(DEVICE)
