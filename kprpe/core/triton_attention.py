@@ -70,7 +70,7 @@ class BlockSizes:
         (``tools/bench_attention.py``) are the final word."""
         tile = 32 if dtype == torch.float32 else 64
         longest = max(queries, keys, 1)
-        return cls(tile, tile, num_warps=4, group=max(1, tile // longest) if 2 * longest <= tile else 1)
+        return cls(tile, tile, num_warps=4, group=tile // longest if 2 * longest <= tile else 1)
 
     def __repr__(self) -> str:
         return (
@@ -122,26 +122,20 @@ def _store_rows(base, values, row_offsets, row_valid, cols, stride_col, n_cols):
 
 
 @triton.jit
-def _attends(loc_m, valid_m, loc_n, valid_n, G: tl.constexpr):
-    """Which (query row, key row) pairs of a tile attend: both exist and, when packed, share a sequence."""
-    attend = valid_m[:, None] & valid_n[None, :]
-    if G > 1:
-        attend = attend & (loc_m[:, None] == loc_n[None, :])
-    return attend
-
-
-@triton.jit
 def _scores(
     q, k, BKT, table_rows, mask_base, loc_m, tok_m, valid_m, loc_n, tok_n, valid_n, Nk, qk_scale, stk,
     smb, smn, smk, G: tl.constexpr, HAS_MASK: tl.constexpr, FP32: tl.constexpr,
 ):
-    """Logits of one (query block, key block) tile in log2 units: ``(BLOCK_M, BLOCK_N)`` float32.
+    """Logits of one (query block, key block) tile in log2 units, ``(BLOCK_M, BLOCK_N)`` float32, and the
+    tile's buckets (``-1`` where the pair does not attend).
 
     ``q`` is ``(BLOCK_M, D_PAD)``, ``k`` ``(BLOCK_N, D_PAD)`` (zero-padded); ``table_rows`` points at each
     query's table row, ``mask_base`` at the group's first mask. Pairs from different sequences of a
-    packed block, and missing keys, get ``-inf``.
+    packed block, and missing rows, get ``-inf``.
     """
-    attend = _attends(loc_m, valid_m, loc_n, valid_n, G)
+    attend = valid_m[:, None] & valid_n[None, :]  # both rows exist and, when packed, share a sequence
+    if G > 1:
+        attend = attend & (loc_m[:, None] == loc_n[None, :])
     s = _mm(q, tl.trans(k), FP32)
     bucket = tl.load(BKT + tok_m[:, None] * Nk + tok_n[None, :], mask=attend, other=0)
     bias = tl.load(table_rows[:, None] + bucket * stk, mask=attend, other=0.0).to(tl.float32)
@@ -151,7 +145,7 @@ def _scores(
         if G > 1:
             mask_ptrs += loc_m[:, None] * smb
         s += tl.load(mask_ptrs, mask=attend, other=0.0).to(tl.float32) * 1.4426950408889634
-    return tl.where(attend, s, float("-inf"))
+    return tl.where(attend, s, float("-inf")), tl.where(attend, bucket.to(tl.int32), -1)
 
 
 @triton.jit
@@ -178,7 +172,7 @@ def _fwd(
     for start_n in range(0, G * Nk, BLOCK_N):
         loc_n, tok_n, valid_n = _rows(start_n, BLOCK_N, Nk, G, b0, B)
         k = _load_rows(K + b0 * skb + h * skh, loc_n * skb + tok_n * skn, valid_n, offs_d, skd, D)
-        s = _scores(
+        s, _ = _scores(
             q, k, BKT, table_rows, MASK + b0 * smb + h * smh, loc_m, tok_m, valid_m, loc_n, tok_n, valid_n, Nk,
             qk_scale, stk, smb, smn, smk, G, HAS_MASK, FP32,
         )
@@ -224,11 +218,11 @@ def _bwd_kv(
         lse = tl.load(LSE + stats, mask=valid_m, other=0.0)
         delta = tl.load(DELTA + stats, mask=valid_m, other=0.0)
         table_rows = T + b0 * stb + h * sth + loc_m * stb + tok_m * stn
-        s = _scores(
+        s, _ = _scores(
             q, k, BKT, table_rows, MASK + b0 * smb + h * smh, loc_m, tok_m, valid_m, loc_n, tok_n, valid_n, Nk,
             qk_scale, stk, smb, smn, smk, G, HAS_MASK, FP32,
         )
-        p = tl.where(valid_m[:, None], tl.exp2(s - lse[:, None]), 0.0)  # (BLOCK_M, BLOCK_N)
+        p = tl.exp2(s - lse[:, None])  # (BLOCK_M, BLOCK_N); 0 where the pair does not attend (s = -inf)
         dv += _mm(tl.trans(p.to(do.dtype)), do, FP32)
         ds = p * (_mm(do, tl.trans(v), FP32) - delta[:, None])
         dk += _mm(tl.trans(ds.to(q.dtype)), q, FP32)
@@ -278,17 +272,14 @@ def _bwd_q_table(
         loc_n, tok_n, valid_n = _rows(start_n, BLOCK_N, Nk, G, b0, B)
         k = _load_rows(K + b0 * skb + h * skh, loc_n * skb + tok_n * skn, valid_n, offs_d, skd, D)
         v = _load_rows(V + b0 * svb + h * svh, loc_n * svb + tok_n * svn, valid_n, offs_dv, svd, DV)
-        s = _scores(
+        s, bucket = _scores(
             q, k, BKT, table_rows, MASK + b0 * smb + h * smh, loc_m, tok_m, valid_m, loc_n, tok_n, valid_n, Nk,
             qk_scale, stk, smb, smn, smk, G, HAS_MASK, FP32,
         )
-        p = tl.where(valid_m[:, None], tl.exp2(s - lse[:, None]), 0.0)
+        p = tl.exp2(s - lse[:, None])  # 0 where the pair does not attend (s = -inf)
         ds = p * (_mm(do, tl.trans(v), FP32) - delta[:, None])  # gradient of the logits = of the bias
         dq += _mm(ds.to(k.dtype), k, FP32)
-        if TABLE_GRAD:
-            attend = _attends(loc_m, valid_m, loc_n, valid_n, G)
-            bucket = tl.load(BKT + tok_m[:, None] * Nk + tok_n[None, :], mask=attend, other=-1).to(tl.int32)
-            bucket = tl.where(attend, bucket, -1)  # pairs that do not attend match no bucket
+        if TABLE_GRAD:  # pairs that do not attend have bucket -1 and match no bucket
             if SEP_S > 0:
                 col_bucket = bucket % SEP_S  # -1 stays -1
                 key_rows = ((tok_n // KW)[:, None] == offs_r[None, :]).to(k.dtype)  # (BLOCK_N, KH_PAD) one-hot
@@ -395,24 +386,33 @@ def _strides4(t: torch.Tensor | None) -> tuple[int, int, int, int]:
     return (0, 0, 0, 0) if t is None else tuple(t.stride())  # type: ignore[return-value]
 
 
+def _launch_args(q, k, v, table, mask, blocks: BlockSizes) -> tuple[tuple, tuple, dict]:
+    """What every kernel takes: the table and mask pointers (expanded to ``(B, H, Nq, ...)``; a
+    placeholder for no mask), the strides of q, k, v, table and mask, and the compile-time meta."""
+    batch, heads, nq, dim = q.shape
+    table4 = table.expand(batch, heads, nq, table.shape[-1])
+    mask4 = None if mask is None else mask.expand(batch, heads, nq, k.shape[2])
+    strides = (*q.stride(), *k.stride(), *v.stride(), *table4.stride(), *_strides4(mask4))
+    meta = {
+        "Nq": nq, "Nk": k.shape[2], "G": blocks.group, "BLOCK_M": blocks.block_m, "BLOCK_N": blocks.block_n,
+        "D_PAD": _pad(dim), "DV_PAD": _pad(v.shape[-1]), "HAS_MASK": mask4 is not None,
+        "FP32": q.dtype == torch.float32, "num_warps": blocks.num_warps, "num_stages": blocks.num_stages,
+    }  # fmt: skip
+    return (table4, q if mask4 is None else mask4), strides, meta
+
+
 class _KPRPEAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, table, buckets, mask, scale, blocks, separable):
         batch, heads, nq, dim = q.shape
-        nk, dim_v = k.shape[2], v.shape[-1]
-        table4 = table.expand(batch, heads, nq, table.shape[-1])
-        mask4 = None if mask is None else mask.expand(batch, heads, nq, nk)
+        dim_v = v.shape[-1]
+        (table4, mask_arg), strides, meta = _launch_args(q, k, v, table, mask, blocks)
         out = torch.empty(batch, heads, nq, dim_v, device=q.device, dtype=q.dtype)
         lse = torch.empty(batch * heads, nq, device=q.device, dtype=torch.float32)
-        ieee = q.dtype == torch.float32
-        group = blocks.group
-        grid = (triton.cdiv(batch, group) * heads, triton.cdiv(group * nq, blocks.block_m))
+        grid = (triton.cdiv(batch, blocks.group) * heads, triton.cdiv(blocks.group * nq, blocks.block_m))
         _fwd[grid](
-            q, k, v, table4, buckets, q if mask4 is None else mask4, out, lse,
-            *q.stride(), *k.stride(), *v.stride(), *table4.stride(), *_strides4(mask4), *out.stride(),
-            batch, heads, dim, dim_v, scale * _LOG2E, Nq=nq, Nk=nk, G=group,
-            BLOCK_M=blocks.block_m, BLOCK_N=blocks.block_n, D_PAD=_pad(dim), DV_PAD=_pad(dim_v),
-            HAS_MASK=mask4 is not None, FP32=ieee, num_warps=blocks.num_warps, num_stages=blocks.num_stages,
+            q, k, v, table4, buckets, mask_arg, out, lse, *strides, *out.stride(),
+            batch, heads, dim, dim_v, scale * _LOG2E, **meta,
         )
         ctx.save_for_backward(q, k, v, table, buckets, mask, out, lse)
         ctx.scale, ctx.blocks, ctx.separable = scale, blocks, separable
@@ -424,11 +424,9 @@ class _KPRPEAttention(torch.autograd.Function):
         scale, blocks = ctx.scale, ctx.blocks
         batch, heads, nq, dim = q.shape
         nk, dim_v, num_buckets = k.shape[2], v.shape[-1], table.shape[-1]
-        table4 = table.expand(batch, heads, nq, num_buckets)
-        mask4 = None if mask is None else mask.expand(batch, heads, nq, nk)
+        (table4, mask_arg), strides, meta = _launch_args(q, k, v, table, mask, blocks)
         grad_out = grad_out.contiguous() if grad_out.stride(-1) != 1 else grad_out
         delta = (grad_out.float() * out.float()).sum(-1).reshape(batch * heads, nq)
-        ieee = q.dtype == torch.float32
         table_grad = ctx.needs_input_grad[3]
         sep = ctx.separable if table_grad else _GENERIC
         dq = torch.empty(batch, heads, nq, dim, device=q.device, dtype=q.dtype)
@@ -444,25 +442,15 @@ class _KPRPEAttention(torch.autograd.Function):
             dt = torch.empty_strided(table.shape, table.stride(), device=q.device, dtype=table.dtype)
         else:
             dt = torch.empty(batch, heads, nq, num_buckets, device=q.device, dtype=torch.float32)
-        common = (
-            *q.stride(), *k.stride(), *v.stride(), *table4.stride(), *_strides4(mask4), *grad_out.stride(),
-        )
-        mask_arg = q if mask4 is None else mask4
-        meta = {
-            "BLOCK_M": blocks.block_m, "BLOCK_N": blocks.block_n, "D_PAD": _pad(dim), "DV_PAD": _pad(dim_v),
-            "HAS_MASK": mask4 is not None, "FP32": ieee, "num_warps": blocks.num_warps,
-            "num_stages": blocks.num_stages,
-        }
-        group = blocks.group
-        programs = triton.cdiv(batch, group) * heads
-        _bwd_kv[(programs, triton.cdiv(group * nk, blocks.block_n))](
+        common = (*strides, *grad_out.stride())
+        programs = triton.cdiv(batch, blocks.group) * heads
+        _bwd_kv[(programs, triton.cdiv(blocks.group * nk, blocks.block_n))](
             q, k, v, table4, buckets, mask_arg, grad_out, lse, delta, dk, dv,
-            *common, batch, heads, dim, dim_v, scale * _LOG2E, scale, Nq=nq, Nk=nk, G=group, **meta,
+            *common, batch, heads, dim, dim_v, scale * _LOG2E, scale, **meta,
         )
-        _bwd_q_table[(programs, triton.cdiv(group * nq, blocks.block_m))](
+        _bwd_q_table[(programs, triton.cdiv(blocks.group * nq, blocks.block_m))](
             q, k, v, table4, buckets, mask_arg, grad_out, lse, delta, dq, dt,
             *common, *(dt.stride() if table_grad else (0, 0, 0, 0)), batch, heads, dim, dim_v, scale * _LOG2E, scale,
-            Nq=nq, Nk=nk, G=group,
             NB=num_buckets, NB_PAD=triton.next_power_of_2(num_buckets), TABLE_GRAD=table_grad,
             SEP_S=sep.radix, S_PAD=_pad_small(sep.radix), KW=sep.key_width, KH=sep.key_rows,
             KH_PAD=_pad(sep.key_rows), **meta,
