@@ -22,7 +22,8 @@ import torch
 from .io import atomic_write_text
 
 __all__ = [
-    "PeakMemory", "device_label", "fmt", "ratio", "run_isolated", "sync", "time_ms", "versions", "write_section",
+    "PeakMemory", "command_line", "device_label", "fmt", "publish", "ratio", "run_isolated", "sync", "time_ms",
+    "versions", "write_section",
 ]
 
 
@@ -106,6 +107,20 @@ def ratio(value: float | None, base: float | None) -> str:
     if value is None or not base:
         return "n/a"
     return f"{value / base:.2f}x"
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """The command a tool was run with, for its results table: ``python <script> <arguments>``."""
+    return " ".join(["python", script, *(argv if argv is not None else sys.argv[1:])])
+
+
+def publish(table: str, key: str, path: Path, write: bool) -> None:
+    """Print a results table; with ``write``, also store it as section ``key`` of ``path``."""
+    print()
+    print(table)
+    if write:
+        write_section(table, key, path)
+        print(f"wrote section {key} of {path}")
 
 
 def write_section(section: str, key: str, path: Path) -> None:

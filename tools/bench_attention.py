@@ -31,7 +31,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kprpe.benchmark import (  # noqa: E402
-    PeakMemory, device_label, fmt, ratio, run_isolated, time_ms, versions, write_section,
+    PeakMemory,
+    command_line,
+    device_label,
+    fmt,
+    publish,
+    ratio,
+    run_isolated,
+    time_ms,
+    versions,
 )
 from kprpe.core import backend_unavailable, kprpe_attention, product_buckets  # noqa: E402
 
@@ -149,11 +157,6 @@ def markdown(rows: list[dict], args) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(section: str, key: str, path: Path) -> None:
-    """Replace (or append) the section marked ``key`` in ``path``, atomically."""
-    write_section(section, key, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
@@ -174,15 +177,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but no CUDA device is available")
-    args.command = " ".join(["python tools/bench_attention.py", *(argv if argv is not None else sys.argv[1:])])
+    args.command = command_line("tools/bench_attention.py", argv)
     rows = run_all(args)
-    table = markdown(rows, args)
-    print()
-    print(table)
-    if args.write:
-        key = f"bench_attention:{args.device}:{rows[0]['dtype']}"
-        write_results(table, key, REPO / "benchmarks" / "RESULTS.md")
-        print(f"wrote section {key} of benchmarks/RESULTS.md")
+    key = f"bench_attention:{args.device}:{rows[0]['dtype']}"
+    publish(markdown(rows, args), key, REPO / "benchmarks" / "RESULTS.md", args.write)
     return 0
 
 

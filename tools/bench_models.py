@@ -33,7 +33,17 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kprpe.benchmark import PeakMemory, device_label, fmt, ratio, run_isolated, time_ms, versions, write_section
+from kprpe.benchmark import (
+    PeakMemory,
+    command_line,
+    device_label,
+    fmt,
+    publish,
+    ratio,
+    run_isolated,
+    time_ms,
+    versions,
+)
 from kprpe.core import BACKENDS, VisionTransformer, backend_unavailable
 from kprpe.io import atomic_write_text
 from kprpe_gait.nets import SwinGait2D
@@ -239,14 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
     rows, skipped = run_all(args)
-    command = "python tools/bench_models.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    table = markdown(rows, skipped, args, command.strip())
-    print()
-    print(table)
-    if args.write:
-        key = f"bench_models:{args.device}:{'bf16' if args.amp else 'fp32'}{':tiny' if args.tiny else ''}"
-        write_section(table, key, REPO / "benchmarks" / "RESULTS.md")
-        print(f"wrote section {key} of benchmarks/RESULTS.md")
+    table = markdown(rows, skipped, args, command_line("tools/bench_models.py", argv))
+    key = f"bench_models:{args.device}:{'bf16' if args.amp else 'fp32'}{':tiny' if args.tiny else ''}"
+    publish(table, key, REPO / "benchmarks" / "RESULTS.md", args.write)
     return 0
 
 

@@ -37,7 +37,7 @@ from triton.compiler import ASTSource  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kprpe.benchmark import write_section  # noqa: E402
+from kprpe.benchmark import command_line, write_section  # noqa: E402
 from kprpe.core import product_buckets, shifted_window_mask  # noqa: E402
 from kprpe.core import triton_attention as ta  # noqa: E402
 from kprpe.io import atomic_write_text  # noqa: E402
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         atomic_write_text(args.json, json.dumps([asdict(r) for r in rows], indent=2) + "\n")
     if args.write and not args.sweep:
-        command = " ".join(["python tools/triton_resources.py", *(argv if argv is not None else sys.argv[1:])])
+        command = command_line("tools/triton_resources.py", argv)
         key = f"triton_resources:sm_{args.arch}"
         write_section(markdown(rows, args.arch, command), key, REPO / "benchmarks" / "RESULTS.md")
     failed = [r for r in rows if r.error]
