@@ -36,6 +36,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from kprpe.config import check_keys
+
 from .swingait2d import SwinGait2D
 
 __all__ = ["MODEL_NAMES", "build_from_model_cfg", "checkpoint_filter_fn", "load_weights"]
@@ -55,14 +57,6 @@ _PASSTHROUGH = (
 )  # fmt: skip
 
 
-def _check_keys(section: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    if not isinstance(section, Mapping):
-        raise TypeError(f"{where} must be a mapping, got {type(section).__name__}")
-    unknown = sorted(set(section) - allowed)
-    if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {where}; allowed: {sorted(allowed)}")
-
-
 def build_from_model_cfg(model_cfg: Mapping[str, Any], num_classes: int | None = None) -> SwinGait2D:
     """SwinGait-2D from an OpenGait-style ``model_cfg`` (schema in the module docstring).
 
@@ -74,7 +68,7 @@ def build_from_model_cfg(model_cfg: Mapping[str, Any], num_classes: int | None =
         ValueError: unknown keys, a model name this builder does not know, a ``rel_pos`` that
             contradicts the model name, inconsistent channel counts or no class count.
     """
-    _check_keys(model_cfg, _TOP_KEYS, "model_cfg")
+    check_keys("model_cfg", model_cfg, _TOP_KEYS)
     kwargs: dict[str, Any] = {k: model_cfg[k] for k in _PASSTHROUGH if k in model_cfg}
     for key in ("num_heads", "window_size", "token_grid"):
         if key in kwargs:
@@ -91,7 +85,7 @@ def build_from_model_cfg(model_cfg: Mapping[str, Any], num_classes: int | None =
             )
 
     backbone = model_cfg.get("Backbone", {})
-    _check_keys(backbone, _BACKBONE_KEYS, "model_cfg.Backbone")
+    check_keys("model_cfg.Backbone", backbone, _BACKBONE_KEYS)
     for key in _BACKBONE_KEYS & set(backbone):
         kwargs[key] = tuple(backbone[key]) if key != "in_channels" else int(backbone[key])
 
@@ -100,7 +94,7 @@ def build_from_model_cfg(model_cfg: Mapping[str, Any], num_classes: int | None =
         kwargs["bin_num"] = [int(bins)] if isinstance(bins, int) else [int(b) for b in bins]
 
     necks = model_cfg.get("SeparateBNNecks", {})
-    _check_keys(necks, _BNNECK_KEYS, "model_cfg.SeparateBNNecks")
+    check_keys("model_cfg.SeparateBNNecks", necks, _BNNECK_KEYS)
     if "in_channels" in necks:
         kwargs["out_channels"] = int(necks["in_channels"])
     if "parts_num" in necks:

@@ -9,7 +9,7 @@ Small enough to read in one sitting and to run SwinGait-2D on a CPU (``kprpe-gai
 * :func:`extract_features`: whole ordered sequences packed with ``seqL``, OpenGait's inference dict.
 """
 
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from kprpe.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .dataset import GaitDataset, SequenceKey, read_partition
 from .features import extract_features
 from .inputs import network_inputs, stack_batch

@@ -30,10 +30,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from kprpe.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
+from kprpe.config import check_keys
 from kprpe_gait.nets import SwinGait2D
 from kprpe_gait.transforms import JointAugment
 
-from .checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
 from .dataset import GaitDataset, read_partition
 from .inputs import network_inputs, stack_batch
 from .losses import CrossEntropyLoss, TripletLoss
@@ -112,11 +113,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Strict: an unknown key is an error that names it."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig key(s) {unknown}; known: {sorted(known)}")
-        return cls(**data)
+        return cls(**check_keys("TrainConfig", data, (f.name for f in dataclasses.fields(cls))))
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from face.align import ARCFACE_TEMPLATE
-from face.cli import main, read_landmarks
+from face.cli import main
+from face.commands.align import read_landmarks
 
 
 def _face(points: torch.Tensor, size: tuple[int, int]) -> Image.Image:

@@ -6,7 +6,7 @@ import torch
 
 from kprpe_gait.nets import SwinGait2D, load_weights
 from kprpe_gait.train import TrainConfig, Trainer, extract_features, latest_checkpoint, load_checkpoint, save_checkpoint
-from kprpe_gait.train import checkpoint as checkpoint_module
+import kprpe.checkpoint as checkpoint_module
 
 SMALL_MODEL = dict(channels=(4, 8), layers=(1, 1, 2, 2), embed_dim=8, num_heads=(2, 2), out_channels=8)
 
@@ -86,7 +86,7 @@ def test_checkpoint_writes_are_atomic(tmp_path, monkeypatch):
 
 
 def test_config_errors():
-    with pytest.raises(ValueError, match=r"unknown TrainConfig key\(s\) \['lr_rate'\]"):
+    with pytest.raises(ValueError, match="TrainConfig: unknown key 'lr_rate'"):
         TrainConfig.from_dict({"dataset_root": "a", "partition": "b", "out_dir": "c", "lr_rate": 1})
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig("a", "b", "c", batch_size=(4, 1))
