@@ -24,8 +24,9 @@ import pickle
 import re
 from pathlib import Path
 
+import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from kprpe.io import atomic_write_bytes as _atomic_write_bytes
 
@@ -108,18 +109,17 @@ def format_pose_line(joints: np.ndarray, lead: tuple[float, float] = (0, 0)) -> 
 
 
 def read_silhouette_png(path: str | os.PathLike) -> np.ndarray:
-    """Read a silhouette image as ``(H, W)`` uint8 grayscale (colour images are converted like OpenCV's
-    ``IMREAD_GRAYSCALE``, ITU-R 601 luma).
+    """Read a silhouette image as ``(H, W)`` uint8 grayscale with OpenCV's ``IMREAD_GRAYSCALE``, the
+    decoder OpenGait's pretreatment uses (so colour or 16-bit PNGs convert exactly as there).
 
     Raises:
         DataFormatError: missing, truncated or non-image file; the message names the file.
     """
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return np.asarray(img.convert("L"), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, SyntaxError) as err:
-        raise DataFormatError(f"{path}: unreadable image ({err})") from err
+    img = cv2.imread(os.fspath(path), cv2.IMREAD_GRAYSCALE)
+    if img is None:
+        reason = "no such file" if not os.path.isfile(path) else "not a decodable image (corrupt or truncated?)"
+        raise DataFormatError(f"{path}: unreadable image ({reason})")
+    return img
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -11,16 +11,45 @@ TINY = SynthConfig.preset("tiny", seed=7)
 
 
 def dot_frame(
-    height: int, width: int, body: tuple[int, int, int, int], dot: tuple[float, float], radius: float
+    height: int,
+    width: int,
+    body: tuple[int, int, int, int],
+    dot: tuple[float, float],
+    radius: float,
+    edge: float = 0.0,
 ) -> np.ndarray:
     """A raw silhouette: a filled rectangle ``body = (top, bottom, left, right)`` and a separate bright
-    disk of ``radius`` centred at continuous pixel ``dot = (x, y)``."""
+    disk of ``radius`` centred at continuous pixel ``dot = (x, y)``.
+
+    ``edge = 0`` gives a binary disk; ``edge > 0`` a disk whose rim ramps from 255 to 0 over ``edge``
+    pixels. OpenCV's bicubic resize does not antialias, so a binary dot downscaled by ``k > 2`` is
+    aliased and its centroid moves by up to ~0.2 output px whatever the geometry; a rim of ``k`` raw
+    pixels (one output pixel) keeps the dot band-limited, so its centroid measures the geometry alone.
+    """
     img = np.zeros((height, width), np.uint8)
     top, bottom, left, right = body
     img[top:bottom, left:right] = 255
-    yy, xx = np.mgrid[0:height, 0:width]
-    img[(xx + 0.5 - dot[0]) ** 2 + (yy + 0.5 - dot[1]) ** 2 <= radius**2] = 255
-    return img
+    yy, xx = np.mgrid[0:height, 0:width] + 0.5
+    dist = np.hypot(xx - dot[0], yy - dot[1])
+    if edge <= 0:
+        img[dist <= radius] = 255
+        return img
+    disk = np.round(255 * np.clip((radius - dist) / edge + 0.5, 0, 1)).astype(np.uint8)
+    return np.maximum(img, disk)
+
+
+def dot_joint(img: np.ndarray, body: tuple[int, int, int, int]) -> tuple[float, float]:
+    """The raw dot's own intensity centroid (continuous pixels): the joint a dot frame stands for (a disk
+    on the pixel grid is not centred exactly at its nominal centre)."""
+    dot = img.astype(np.float64)
+    dot[:, body[2] : body[3]] = 0
+    yy, xx = np.mgrid[0 : img.shape[0], 0 : img.shape[1]] + 0.5
+    return float((dot * xx).sum() / dot.sum()), float((dot * yy).sum() / dot.sum())
+
+
+def dot_edge(height_of_band: int, size: int = 64) -> float:
+    """The rim for :func:`dot_frame`: one output pixel in raw pixels when the crop downscales, else 0."""
+    return height_of_band / size if height_of_band > size else 0.0
 
 
 def pose_at(points: dict[int, tuple[float, float]], conf: float = 0.9) -> np.ndarray:

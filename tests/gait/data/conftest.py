@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -50,3 +53,21 @@ def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synth") / "tiny"
     generate(out, TINY, workers=1, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def opengait_pretreatment() -> ModuleType:
+    """OpenGait's own ``datasets/pretreatment.py`` (from ``$OPENGAIT_ROOT``), loaded as a module.
+
+    Skips with a reason when the variable is unset or the file is missing.
+    """
+    value = os.environ.get("OPENGAIT_ROOT")
+    if not value:
+        pytest.skip("set OPENGAIT_ROOT to an OpenGait clone to compare against its datasets/pretreatment.py")
+    path = Path(value).expanduser().resolve() / "datasets" / "pretreatment.py"
+    if not path.is_file():
+        pytest.skip(f"OPENGAIT_ROOT={value} has no datasets/pretreatment.py")
+    spec = importlib.util.spec_from_file_location("opengait_datasets_pretreatment", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

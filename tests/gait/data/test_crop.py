@@ -1,17 +1,18 @@
-"""OpenGait's crop: every branch, against a literal re-statement of OpenGait's loop and the dot test."""
+"""OpenGait's crop: every branch byte-identical to a literal re-statement of OpenGait's loop with ``cv2``, and the
+dot test of the replayed geometry."""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
-from _gait_data_helpers import dot_frame
-from PIL import Image
+from _gait_data_helpers import dot_edge, dot_frame, dot_joint
 
 from kprpe_gait.data.crop import DROP_NO_CENTER, DROP_TOO_FEW_PIXELS, crop_silhouette
 
 
 def opengait_loop(img: np.ndarray, img_size: int = 64) -> np.ndarray | None:
-    """OpenGait's ``imgs2pickle`` per-frame body written out step by step (Pillow instead of cv2)."""
+    """OpenGait's ``imgs2pickle`` per-frame body written out step by step (``cv2`` as there)."""
     if img.sum() <= 10000:
         return None
     y_sum = img.sum(axis=1)
@@ -19,7 +20,7 @@ def opengait_loop(img: np.ndarray, img_size: int = 64) -> np.ndarray | None:
     y_btm = (y_sum != 0).cumsum(axis=0).argmax(axis=0)
     img = img[y_top : y_btm + 1, :]
     ratio = img.shape[1] / img.shape[0]
-    img = np.asarray(Image.fromarray(img).resize((int(img_size * ratio), img_size), Image.Resampling.BICUBIC))
+    img = cv2.resize(img, (int(img_size * ratio), img_size), interpolation=cv2.INTER_CUBIC)
     x_csum = img.sum(axis=0).cumsum()
     x_center = None
     for idx, csum in enumerate(x_csum):
@@ -62,7 +63,7 @@ CASES = {
 def test_dot_lands_on_replayed_joint(case: str) -> None:
     """A dot drawn at a joint on the raw frame lands, after the crop, on the replayed joint."""
     height, width, body, dot, radius = CASES[case]
-    img = dot_frame(height, width, body, dot, radius)
+    img = dot_frame(height, width, body, dot, radius, edge=dot_edge(body[1] - body[0]))
     result = crop_silhouette(img)
     assert result.dropped is None
     g = result.geometry
@@ -72,11 +73,7 @@ def test_dot_lands_on_replayed_joint(case: str) -> None:
     if "right_edge" in case:
         assert g.left > 0 and g.left + 64 >= g.out_width
     assert ("upscale" in case) == (g.scale_y > 1)
-    # the joint is the raw dot's own centroid (a disk on the pixel grid is not centred exactly at ``dot``)
-    raw_dot = img.copy()
-    raw_dot[:, body[2] : body[3]] = 0
-    ys, xs = np.nonzero(raw_dot)
-    joint = np.array([xs.mean() + 0.5, ys.mean() + 0.5])
+    joint = np.array(dot_joint(img, body))
     assert np.abs(joint - dot).max() < 0.3
     mapped = g.map_points(joint)
     assert 0 < mapped[0] < 64 and 0 < mapped[1] < 64
@@ -130,3 +127,40 @@ def test_rejects_wrong_input() -> None:
     g = crop_silhouette(dot_frame(*CASES["upscale+pad"][:-1], 3.0)).geometry
     with pytest.raises(ValueError, match=r"\(\.\.\., 2\)"):
         g.map_points(np.zeros((3, 3)))
+
+
+def random_silhouette(rng: np.random.Generator) -> np.ndarray:
+    """A raw frame of random size holding a few random ellipses (binary, or grey with some probability),
+    sometimes nearly empty or squeezed into the first columns (OpenGait's two drop rules)."""
+    height, width = int(rng.integers(8, 400)), int(rng.integers(8, 300))  # resized width >= 1
+    yy, xx = np.mgrid[0:height, 0:width] + 0.5
+    img = np.zeros((height, width), np.uint8)
+    for _ in range(int(rng.integers(1, 5))):
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        ry, rx = rng.uniform(1, height / 2 + 1), rng.uniform(0.5, width / 3 + 1)
+        img[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = 255 if rng.random() < 0.8 else rng.integers(1, 255)
+    kind = rng.random()
+    if kind < 0.1:  # a segmentation failure: a few pixels
+        img[img > 0] = 0
+        n = int(rng.integers(1, 50))
+        img[rng.integers(0, height, n), rng.integers(0, width, n)] = 255
+    elif kind < 0.15:  # everything in the first columns
+        img[:, 2:] = 0
+    return img
+
+
+def test_random_frames_match_opengait_loop_bit_for_bit() -> None:
+    """Kept frames byte-identical to OpenGait's loop with ``cv2``; dropped frames dropped by both."""
+    rng = np.random.default_rng(0)
+    kept = dropped = 0
+    for _ in range(300):
+        img = random_silhouette(rng)
+        expected, result = opengait_loop(img), crop_silhouette(img)
+        if expected is None:
+            assert result.dropped is not None
+            dropped += 1
+            continue
+        assert result.dropped is None
+        np.testing.assert_array_equal(result.image, expected)
+        kept += 1
+    assert kept > 200 and dropped > 20  # both paths exercised

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _gait_data_helpers import dot_frame, pose_at
+from _gait_data_helpers import dot_edge, dot_frame, dot_joint, pose_at
 
 from kprpe_gait.cli import main
 from kprpe_gait.data import io as data_io
@@ -38,11 +38,8 @@ def test_joint_on_dot_after_pretreatment(write_raw, tmp_path: Path) -> None:
         (48, 90, (4, 44, 30, 48), (52.6, 30.3), 3.0),
     ]
     for i, (h, w, body, dot, r) in enumerate(cases):
-        img = dot_frame(h, w, body, dot, r)
-        raw_dot = img.copy()
-        raw_dot[:, body[2] : body[3]] = 0
-        ys, xs = np.nonzero(raw_dot)
-        joint = (xs.mean() + 0.5, ys.mean() + 0.5)
+        img = dot_frame(h, w, body, dot, r, edge=dot_edge(body[1] - body[0]))
+        joint = dot_joint(img, body)
         write_raw(KEY, 100 + i, img, pose_at({9: joint}))
     summary = run(write_raw.root, tmp_path / "out")
     assert summary.written == 1 and summary.frames_kept == 3
