@@ -12,13 +12,15 @@ HRNet (``(0, 0)`` is the centre of the top-left pixel); :func:`read_pose_file` r
 and the pretreatment adds the ``0.5`` that moves them into the pixel-centre convention of
 :mod:`kprpe_gait.data.formats`.
 
-Every write is atomic: the bytes go to a hidden temporary file in the destination folder (its name does
-not end in ``.pkl``, so OpenGait's loader never picks it up), then :func:`os.replace` moves it in place.
+Every write is atomic: the bytes go to a temporary file, then :func:`os.replace` moves it in place.
+Sequence pickles are staged outside the sequence folders (:func:`write_sequence`): OpenGait's loader
+lists every file of a sequence folder, hidden ones included.
 """
 
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import pickle
 import re
@@ -37,6 +39,9 @@ FRAME_RE = re.compile(r"f(\d+)\.(png|txt)$")
 #: numbers per pose line: two leading values, then (x, y, confidence) per joint
 POSE_VALUES = 2 + 3 * NUM_JOINTS
 TMP_SUFFIX = ".tmp"
+#: where a data set root stages the temporary files of its sequence pickles (see :func:`write_sequence`)
+STAGING_DIR_NAME = ".kprpe-staging"
+_STAGED = itertools.count()
 
 
 class DataFormatError(ValueError):
@@ -49,7 +54,7 @@ def frame_number(path: str | os.PathLike) -> int:
     Raises:
         DataFormatError: the name does not end in ``f<digits>.png`` / ``f<digits>.txt``.
     """
-    match = FRAME_RE.search(Path(path).name)
+    match = FRAME_RE.search(os.path.basename(path))
     if match is None:
         raise DataFormatError(f"{path}: file name does not end in 'f<frame number>.png' or '.txt'")
     return int(match.group(1))
@@ -66,6 +71,35 @@ def frames_by_number(paths: list[Path]) -> dict[int, Path]:
     return out
 
 
+def _read_pose_fields(path: str | os.PathLike) -> list[str]:
+    """The numbers of one pose file as strings, checked for their count."""
+    try:
+        fd = os.open(path, os.O_RDONLY)  # os-level I/O: Python's buffered file objects cost more than the parse
+        try:
+            data = os.read(fd, 1 << 16)
+        finally:
+            os.close(fd)
+        text = data.decode()
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataFormatError(f"{path}: cannot read pose file ({err})") from err
+    fields = text.replace(",", " ").split()
+    if len(fields) != POSE_VALUES:
+        raise DataFormatError(
+            f"{path}: malformed pose file, expected {POSE_VALUES} numbers "
+            f"(2 leading values + {NUM_JOINTS} x (x, y, conf)), found {len(fields)}"
+        )
+    return fields
+
+
+def _pose_value_errors(path: str | os.PathLike, values: np.ndarray) -> str | None:
+    """Why the ``(POSE_VALUES,)`` numbers of a pose file are not a pose, or ``None``."""
+    if not np.isfinite(values).all():
+        return f"{path}: malformed pose file, NaN or infinite value"
+    if (values[4::3] < 0).any():
+        return f"{path}: malformed pose file, negative confidence"
+    return None
+
+
 def read_pose_file(path: str | os.PathLike) -> np.ndarray:
     """Read one Gait3D pose file.
 
@@ -76,26 +110,50 @@ def read_pose_file(path: str | os.PathLike) -> np.ndarray:
         DataFormatError: unreadable file, wrong number of values, non-numeric, NaN/inf or negative
             confidence; the message names the file.
     """
+    fields = _read_pose_fields(path)
     try:
-        text = Path(path).read_text()
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataFormatError(f"{path}: cannot read pose file ({err})") from err
-    fields = [f for f in re.split(r"[,\s]+", text.strip()) if f]
-    if len(fields) != POSE_VALUES:
-        raise DataFormatError(
-            f"{path}: malformed pose file, expected {POSE_VALUES} numbers "
-            f"(2 leading values + {NUM_JOINTS} x (x, y, conf)), found {len(fields)}"
-        )
-    try:
-        values = np.array([float(f) for f in fields], dtype=np.float64)
+        values = np.array(fields, dtype=np.float64)
     except ValueError as err:
         raise DataFormatError(f"{path}: malformed pose file, non-numeric value ({err})") from err
-    if not np.isfinite(values).all():
-        raise DataFormatError(f"{path}: malformed pose file, NaN or infinite value")
-    joints = values[2:].reshape(NUM_JOINTS, 3).astype(np.float32)
-    if (joints[:, 2] < 0).any():
-        raise DataFormatError(f"{path}: malformed pose file, negative confidence")
-    return joints
+    error = _pose_value_errors(path, values)
+    if error is not None:
+        raise DataFormatError(error)
+    return values[2:].reshape(NUM_JOINTS, 3).astype(np.float32)
+
+
+def read_pose_files(paths: list) -> tuple[np.ndarray, dict[int, str]]:
+    """Read many pose files at once (one numeric parse for all: per-file overhead dominates otherwise).
+
+    Returns:
+        ``(poses, errors)``: ``poses`` ``(len(paths), 17, 3)`` float32 as :func:`read_pose_file` gives
+        them, and ``{index: message}`` for the files that are not valid pose files (their rows are
+        zero); the messages are :func:`read_pose_file`'s.
+    """
+    errors: dict[int, str] = {}
+    fields: list[str] = []
+    rows: list[int] = []
+    for i, path in enumerate(paths):
+        try:
+            fields += _read_pose_fields(path)
+            rows.append(i)
+        except DataFormatError as err:
+            errors[i] = str(err)
+    poses = np.zeros((len(paths), NUM_JOINTS, 3), np.float32)
+    try:
+        values = np.array(fields, dtype=np.float64).reshape(len(rows), POSE_VALUES)
+    except ValueError:  # a non-numeric value somewhere: find it file by file
+        for i in rows:
+            try:
+                poses[i] = read_pose_file(paths[i])
+            except DataFormatError as err:
+                errors[i] = str(err)
+        return poses, errors
+    bad = ~np.isfinite(values).all(axis=1) | (values[:, 4::3] < 0).any(axis=1)
+    for r in np.flatnonzero(bad):
+        errors[rows[r]] = _pose_value_errors(paths[rows[r]], values[r])
+    good = np.flatnonzero(~bad)
+    poses[np.asarray(rows, dtype=np.int64)[good]] = values[good, 2:].reshape(-1, NUM_JOINTS, 3)
+    return poses, errors
 
 
 def format_pose_line(joints: np.ndarray, lead: tuple[float, float] = (0, 0)) -> str:
@@ -162,19 +220,71 @@ def check_sequence_arrays(sils: np.ndarray, joints: np.ndarray, where: str = "se
         raise ValueError(f"{where}: joints contain NaN or infinite values")
 
 
-def write_sequence(folder: str | os.PathLike, sils: np.ndarray, joints: np.ndarray) -> None:
+def write_sequence(
+    folder: str | os.PathLike, sils: np.ndarray, joints: np.ndarray, staging: str | os.PathLike | None = None
+) -> None:
     """Write one OpenGait sequence folder: ``00-sils.pkl`` then ``01-joints.pkl``, each atomically.
 
-    The joints pickle is written last, so a folder holding both pickles is complete (see
-    :func:`sequence_complete`); stale temporary files of an interrupted earlier run are removed.
+    Each pickle is written under a unique name in ``staging`` and renamed into ``folder`` when complete,
+    so no temporary file ever sits in a sequence folder (OpenGait's loader lists every file there,
+    hidden ones included, and fails on anything that is not a ``.pkl``). ``staging`` defaults to
+    :func:`staging_dir` of the data set root (``folder``'s third parent: ``root/<id>/<type>/<view>``),
+    on the same file system, where OpenGait sees it only as an unknown identity and ignores it. The
+    joints pickle is written last, so a folder holding both pickles is complete (:func:`sequence_complete`).
     """
     folder = Path(folder)
     check_sequence_arrays(sils, joints, str(folder))
-    folder.mkdir(parents=True, exist_ok=True)
-    for stale in folder.glob(f".*{TMP_SUFFIX}"):
-        stale.unlink()
-    atomic_pickle(folder / SIL_PKL_NAME, np.ascontiguousarray(sils))
-    atomic_pickle(folder / JOINT_PKL_NAME, np.ascontiguousarray(joints))
+    staging = Path(staging) if staging is not None else staging_dir(folder.parents[2])
+    if folder.is_dir():
+        remove_stale_temporaries(folder)
+    else:
+        os.makedirs(folder, exist_ok=True)
+    for name, array in ((SIL_PKL_NAME, sils), (JOINT_PKL_NAME, joints)):
+        tmp = staging / f"{os.getpid()}-{next(_STAGED)}-{folder.name}-{name}{TMP_SUFFIX}"
+        if not staging.is_dir():  # first write into this root
+            os.makedirs(staging, exist_ok=True)
+        try:
+            with open(tmp, "wb") as handle:
+                pickle.dump(np.ascontiguousarray(array), handle, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, folder / name)
+        finally:
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+
+
+def staging_dir(root: str | os.PathLike) -> Path:
+    """The folder of a data set root where :func:`write_sequence` stages its temporary files."""
+    return Path(root) / STAGING_DIR_NAME
+
+
+def clean_staging(root: str | os.PathLike, remove: bool = False) -> int:
+    """Delete the staged temporary files an interrupted run left under ``root`` (and the staging folder
+    itself with ``remove``); returns how many files were deleted. Only while no run writes into ``root``."""
+    staging = staging_dir(root)
+    if not staging.is_dir():
+        return 0
+    stale = [entry.path for entry in os.scandir(staging) if entry.is_file()]
+    for path in stale:
+        os.unlink(path)
+    if remove:
+        try:
+            staging.rmdir()
+        except OSError:
+            pass  # something else lives there: leave it
+    return len(stale)
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> int:
+    """Delete hidden ``.*.tmp`` files from a sequence folder (left there by versions that wrote their
+    temporary files beside the pickles); returns how many."""
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+    stale = [e.path for e in entries if e.name.startswith(".") and e.name.endswith(TMP_SUFFIX) and e.is_file()]
+    for path in stale:
+        os.unlink(path)
+    return len(stale)
 
 
 def sequence_complete(folder: str | os.PathLike) -> bool:
@@ -199,12 +309,13 @@ def load_sequence(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def list_sequence_folders(root: str | os.PathLike) -> list[tuple[str, str, str]]:
-    """Sorted ``(id, type, view)`` of every ``root/<id>/<type>/<view>/`` folder (three levels deep)."""
+    """Sorted ``(id, type, view)`` of every ``root/<id>/<type>/<view>/`` folder (three levels deep; hidden
+    top-level folders such as the staging folder of :func:`write_sequence` are not identities)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
     keys = []
-    for id_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    for id_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for type_dir in sorted(p for p in id_dir.iterdir() if p.is_dir()):
             for view_dir in sorted(p for p in type_dir.iterdir() if p.is_dir()):
                 keys.append((id_dir.name, type_dir.name, view_dir.name))

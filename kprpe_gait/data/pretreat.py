@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -37,9 +38,11 @@ from .crop import crop_silhouette
 from .formats import SIL_SIZE
 from .io import (
     DataFormatError,
+    clean_staging,
     frames_by_number,
-    read_pose_file,
+    read_pose_files,
     read_silhouette_png,
+    remove_stale_temporaries,
     sequence_complete,
     write_sequence,
 )
@@ -169,10 +172,20 @@ def replay_on_joints(joints: np.ndarray, geometry, pose_offset: float = 0.5) -> 
     Returns:
         ``(17, 3)`` float32 in the 64x64 frame; joints with confidence 0 get ``x = y = 0``.
     """
-    out = np.zeros_like(joints, dtype=np.float32)
-    out[:, :2] = geometry.map_points(joints[:, :2].astype(np.float64) + pose_offset)
-    out[:, 2] = joints[:, 2]
-    out[joints[:, 2] <= 0, :2] = 0.0
+    return replay_on_sequence(joints[None], [geometry], pose_offset)[0]
+
+
+def replay_on_sequence(joints: np.ndarray, geometries: list, pose_offset: float = 0.5) -> np.ndarray:
+    """:func:`replay_on_joints` for a whole sequence at once: ``joints`` ``(T, 17, 3)``, one
+    :class:`~kprpe_gait.data.crop.CropGeometry` per frame; returns ``(T, 17, 3)`` float32."""
+    geo = np.array([(g.scale_x, g.left, g.y_top, g.scale_y) for g in geometries], dtype=np.float64).reshape(-1, 4)
+    scale_x, left, y_top, scale_y = (geo[:, k, None] for k in range(4))
+    xy = joints[..., :2].astype(np.float64) + pose_offset
+    out = np.zeros(joints.shape, dtype=np.float32)
+    out[..., 0] = xy[..., 0] * scale_x - left  # CropGeometry.map_points, frame by frame
+    out[..., 1] = (xy[..., 1] - y_top) * scale_y
+    out[..., 2] = joints[..., 2]
+    out[joints[..., 2] <= 0, :2] = 0.0
     return out
 
 
@@ -193,40 +206,60 @@ class PretreatedSequence:
 def pretreat_frames(
     sil_files: Iterable[Path], pose_files: Iterable[Path], size: int = SIL_SIZE, pose_offset: float = 0.5
 ) -> PretreatedSequence:
-    """Pair, crop and replay one sequence's frames."""
+    """Pair, crop and replay one sequence's frames (pose files are read only for the silhouettes kept)."""
     pairs, dropped = pair_frames(sil_files, pose_files)
-    sils, joints, frames = [], [], []
-    checked = outside = 0
+    sils, pose_paths, geometries, boxes, frames = [], [], [], [], []
     for number, sil_path, pose_path in pairs:
-        raw = read_silhouette_png(sil_path)
-        pose = read_pose_file(pose_path)
-        result = crop_silhouette(raw, size=size)
+        result = crop_silhouette(read_silhouette_png(sil_path), size=size)
         if result.dropped is not None:
             dropped[result.dropped] += 1
             continue
-        n_out, n_checked = count_joints_outside(raw, pose, pose_offset)
-        outside, checked = outside + n_out, checked + n_checked
         sils.append(result.image)
-        joints.append(replay_on_joints(pose, result.geometry, pose_offset))
+        pose_paths.append(pose_path)
+        geometries.append(result.geometry)
+        boxes.append(result.box)
         frames.append(number)
     if not sils:
         return PretreatedSequence(np.zeros((0, size, size), np.uint8), np.zeros((0, 17, 3), np.float32), [], dropped)
-    return PretreatedSequence(np.stack(sils), np.stack(joints), frames, dropped, checked, outside)
+    poses, errors = read_pose_files(pose_paths)
+    if errors:
+        raise DataFormatError(next(iter(errors.values())))
+    outside, checked = count_joints_outside(np.array(boxes), poses, pose_offset)
+    joints = replay_on_sequence(poses, geometries, pose_offset)
+    return PretreatedSequence(np.stack(sils), joints, frames, dropped, checked, outside)
+
+
+def silhouette_box(raw_sil: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(x0, y0, x1, y1)``: the raw silhouette's foreground bounding box in pixel edges (``x1``, ``y1``
+    exclusive); ``None`` when empty (:func:`crop_silhouette` returns it too, as ``box``)."""
+    x0, y0, w, h = cv2.boundingRect(raw_sil)
+    return (x0, y0, x0 + w, y0 + h) if h else None
 
 
 def count_joints_outside(
-    raw_sil: np.ndarray, pose: np.ndarray, pose_offset: float = 0.5, margin: float = 0.05, min_conf: float = 0.3
+    box: tuple[int, int, int, int] | np.ndarray | None,
+    pose: np.ndarray,
+    pose_offset: float = 0.5,
+    margin: float = 0.05,
+    min_conf: float = 0.3,
 ) -> tuple[int, int]:
-    """``(outside, checked)``: confident joints outside the silhouette's bounding box grown by ``margin``
-    of its height. Near zero when poses and silhouettes share the crop's pixel frame, large when not."""
-    ys, xs = np.nonzero(raw_sil)
-    good = pose[:, 2] > min_conf
-    if ys.size == 0 or not good.any():
+    """``(outside, checked)``: confident joints outside their silhouette's bounding box grown by ``margin``
+    of its height. Near zero when poses and silhouettes share the crop's pixel frame, large when not.
+
+    Args:
+        box: ``(x0, y0, x1, y1)`` of :func:`silhouette_box` with ``pose`` ``(17, 3)``, or ``(T, 4)``
+            boxes with ``pose`` ``(T, 17, 3)`` (one per frame); ``None``: nothing to check.
+    """
+    if box is None:
         return 0, 0
-    pad = margin * (ys.max() - ys.min() + 1)
-    x, y = pose[good, 0] + pose_offset, pose[good, 1] + pose_offset
-    inside = (x >= xs.min() - pad) & (x <= xs.max() + 1 + pad) & (y >= ys.min() - pad) & (y <= ys.max() + 1 + pad)
-    return int((~inside).sum()), int(good.sum())
+    boxes = np.asarray(box, dtype=np.float64).reshape(-1, 4)[:, None, :]  # (T, 1, 4)
+    pose = np.asarray(pose).reshape(-1, pose.shape[-2], 3)
+    good = pose[..., 2] > min_conf
+    pad = margin * (boxes[..., 3] - boxes[..., 1])
+    x, y = pose[..., 0] + pose_offset, pose[..., 1] + pose_offset
+    inside = (x >= boxes[..., 0] - pad) & (x <= boxes[..., 2] + pad)
+    inside &= (y >= boxes[..., 1] - pad) & (y <= boxes[..., 3] + pad)
+    return int((good & ~inside).sum()), int(good.sum())
 
 
 @dataclass(frozen=True)
@@ -242,23 +275,39 @@ class _Task:
 
 def _run_task(task: _Task) -> SequenceReport:
     if not task.overwrite and sequence_complete(task.out_dir):
+        remove_stale_temporaries(task.out_dir)
         return SequenceReport(task.key, "skipped")
-    sil_files = sorted(task.sil_dir.glob("*.png")) if task.sil_dir.is_dir() else []
-    pose_files = sorted(task.pose_dir.glob("*.txt")) if task.pose_dir.is_dir() else []
-    seq = pretreat_frames(sil_files, pose_files, task.size, task.pose_offset)
+    seq = pretreat_frames(
+        list_files(task.sil_dir, ".png"), list_files(task.pose_dir, ".txt"), task.size, task.pose_offset
+    )
     if len(seq.sils) == 0:
         return SequenceReport(task.key, "empty", 0, seq.dropped)
     write_sequence(task.out_dir, seq.sils, seq.joints)
     return SequenceReport(task.key, "written", len(seq.sils), seq.dropped, seq.joints_checked, seq.joints_outside)
 
 
-def _sequence_dirs(root: Path, pattern: str) -> dict[SeqKey, Path]:
-    """``root/<id>/<type>/<view>/`` folders holding at least one file matching ``pattern``."""
+def list_files(folder: Path, suffix: str) -> list[str]:
+    """Paths (strings, sorted) of the files of ``folder`` ending in ``suffix``; ``[]`` if it is absent."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(e.path for e in entries if e.name.endswith(suffix) and e.is_file())
+    except FileNotFoundError:
+        return []
+
+
+def _subdirs(folder: str) -> list[os.DirEntry]:
+    with os.scandir(folder) as entries:
+        return [e for e in entries if e.is_dir()]
+
+
+def _sequence_dirs(root: Path) -> dict[SeqKey, Path]:
+    """Every ``root/<id>/<type>/<view>/`` folder (folders only are listed: the files are listed once,
+    by the task that reads them)."""
     found = {}
-    for path in root.glob(f"*/*/*/{pattern}"):
-        seq_dir = path.parent
-        key = (seq_dir.parent.parent.name, seq_dir.parent.name, seq_dir.name)
-        found[key] = seq_dir
+    for id_dir in _subdirs(root):
+        for type_dir in _subdirs(id_dir.path):
+            for view_dir in _subdirs(type_dir.path):
+                found[(id_dir.name, type_dir.name, view_dir.name)] = Path(view_dir.path)
     return found
 
 
@@ -276,7 +325,7 @@ def find_raw_sequences(sil_root: Path, pose_root: Path) -> dict[SeqKey, tuple[Pa
                 f"{root}: no {what} files found at <id>/<cam_video>/<seq>/{pattern} "
                 f"(expected Gait3D's {SIL_DIR_NAME if what == 'silhouette' else POSE_DIR_NAME} folder)"
             )
-    sils, poses = _sequence_dirs(sil_root, "*.png"), _sequence_dirs(pose_root, "*.txt")
+    sils, poses = _sequence_dirs(sil_root), _sequence_dirs(pose_root)
     return {
         key: (sils.get(key, sil_root.joinpath(*key)), poses.get(key, pose_root.joinpath(*key)))
         for key in sorted(sils.keys() | poses.keys())
@@ -319,6 +368,23 @@ def run_tasks(tasks: list, fn, workers: int, desc: str, progress: bool = True) -
         bar.close()
 
 
+def run_into(out_root: Path, tasks: list, fn, workers: int, desc: str, progress: bool) -> PretreatSummary:
+    """Run sequence tasks that write into ``out_root`` and total their reports.
+
+    Temporary files an interrupted earlier run left in ``out_root``'s staging folder are deleted first,
+    and the (then empty) staging folder is removed at the end, so a finished run leaves only sequence
+    folders behind.
+    """
+    clean_staging(out_root)
+    summary = PretreatSummary()
+    try:
+        for report in run_tasks(tasks, fn, workers, desc, progress):
+            summary.add(report)
+    finally:
+        clean_staging(out_root, remove=True)
+    return summary
+
+
 def pretreat_gait3d(
     sil_root: str | os.PathLike,
     pose_root: str | os.PathLike,
@@ -352,7 +418,4 @@ def pretreat_gait3d(
         _Task(key, sil_dir, pose_dir, out_root.joinpath(*key), size, pose_offset, overwrite)
         for key, (sil_dir, pose_dir) in sequences.items()
     ]
-    summary = PretreatSummary()
-    for report in run_tasks(tasks, _run_task, workers, "pretreat-gait3d", progress):
-        summary.add(report)
-    return summary
+    return run_into(out_root, tasks, _run_task, workers, "pretreat-gait3d", progress)

@@ -42,8 +42,15 @@ from pathlib import Path
 import numpy as np
 
 from .formats import NUM_JOINTS, SIL_SIZE
-from .io import DataFormatError, frame_number, read_pose_file, sequence_complete, write_sequence
-from .pretreat import PretreatSummary, SequenceReport, run_tasks
+from .io import (
+    DataFormatError,
+    frame_number,
+    read_pose_file,
+    remove_stale_temporaries,
+    sequence_complete,
+    write_sequence,
+)
+from .pretreat import PretreatSummary, SequenceReport, run_into
 
 #: depth below the top of the head as a fraction of stature (nose, left/right eye, left/right ear)
 HEAD_DEPTH = {0: 0.090, 1: 0.064, 2: 0.064, 3: 0.072, 4: 0.072}
@@ -274,6 +281,7 @@ class _Task:
 
 def _run_task(task: _Task) -> SequenceReport:
     if not task.overwrite and sequence_complete(task.out_dir):
+        remove_stale_temporaries(task.out_dir)
         return SequenceReport(task.key, "skipped")
     sils = load_opengait_sils(task.sil_dir)
     pose_files = sorted(task.pose_dir.glob("*.txt")) if task.pose_dir.is_dir() else []
@@ -310,10 +318,7 @@ def convert_opengait_pickles(
     for seq_dir in seq_dirs:
         key = (seq_dir.parent.parent.name, seq_dir.parent.name, seq_dir.name)
         tasks.append(_Task(key, seq_dir, pose_root.joinpath(*key), out_root.joinpath(*key), pose_offset, overwrite))
-    summary = PretreatSummary()
-    for report in run_tasks(tasks, _run_task, workers, "convert pickles", progress):
-        summary.add(report)
-    return summary
+    return run_into(out_root, tasks, _run_task, workers, "convert pickles", progress)
 
 
 def joint_errors(estimated: np.ndarray, truth: np.ndarray, min_conf: float = 0.0) -> np.ndarray:

@@ -44,7 +44,15 @@ from PIL import Image
 
 from . import walker as W
 from .formats import NUM_JOINTS, PARTITION_KEYS, probe_key
-from .io import atomic_save_png, atomic_write_bytes, format_pose_line, load_sequence, sequence_complete, write_sequence
+from .io import (
+    atomic_save_png,
+    atomic_write_bytes,
+    clean_staging,
+    format_pose_line,
+    load_sequence,
+    sequence_complete,
+    write_sequence,
+)
 from .misalign import MisalignConfig, misalign_sequence
 from .pretreat import POSE_DIR_NAME, SIL_DIR_NAME, pretreat_gait3d, run_tasks
 from .preview import contact_sheet
@@ -540,6 +548,7 @@ def generate(
         _MisalignTask(cfg, s, pkl.joinpath(*s.key), mis.joinpath(*s.key)) for s in specs if s.identity in test_set
     ]
     misaligned = sum(run_tasks(mis_tasks, misalign_task, workers, "synth: misalign", progress))
+    clean_staging(mis, remove=True)  # write_sequence staged the pickles there
 
     partition = make_partition(cfg, specs, pkl)
     atomic_write_bytes(out_dir / "partition.json", (json.dumps(partition, indent=2) + "\n").encode())

@@ -14,7 +14,7 @@ from kprpe_gait.cli import main
 from kprpe_gait.data import io as data_io
 from kprpe_gait.data.formats import JOINT_PKL_NAME, SIL_PKL_NAME
 from kprpe_gait.data.io import DataFormatError, load_sequence
-from kprpe_gait.data.pretreat import count_joints_outside, pretreat_gait3d
+from kprpe_gait.data.pretreat import count_joints_outside, pretreat_gait3d, silhouette_box
 
 KEY = ("0001", "camid3_videoid1", "seq0")
 
@@ -240,10 +240,10 @@ def test_joints_outside_silhouettes_are_flagged(write_raw, tmp_path: Path) -> No
     sil = np.zeros((100, 50), np.uint8)
     sil[10:90, 15:35] = 255
     inside = pose_at({0: (25.0, 15.0), 15: (20.0, 85.0), 16: (30.0, 85.0)})
-    assert count_joints_outside(sil, inside) == (0, 3)
+    assert count_joints_outside(silhouette_box(sil), inside) == (0, 3)
     elsewhere = inside.copy()
     elsewhere[:, 0] += 200  # poses in another frame (e.g. the full video frame)
-    assert count_joints_outside(sil, elsewhere) == (3, 3)
+    assert count_joints_outside(silhouette_box(sil), elsewhere) == (3, 3)
     write_raw(KEY, 1, sil, inside)
     write_raw(KEY, 2, sil, elsewhere)
     summary = run(write_raw.root, tmp_path / "out")
