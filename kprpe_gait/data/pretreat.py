@@ -52,6 +52,8 @@ POSE_DIR_NAME = "2D_Poses"
 
 DROP_NO_POSE = "no_pose"  # a silhouette frame without a pose file
 DROP_NO_SILHOUETTE = "no_silhouette"  # a pose file without a silhouette frame
+DROP_UNREADABLE_SILHOUETTE = "unreadable_silhouette"  # a PNG that does not decode (corrupt, truncated)
+DROP_MALFORMED_POSE = "malformed_pose"  # a pose file that is not 53 finite numbers with confidences >= 0
 
 SeqKey = tuple[str, str, str]
 
@@ -66,6 +68,7 @@ class SequenceReport:
     dropped: Counter = field(default_factory=Counter)
     joints_checked: int = 0  # confident joints compared with their raw silhouette's bounding box
     joints_outside: int = 0  # ... of which fell outside it
+    bad_files: list[tuple[str, str, str]] = field(default_factory=list)  # (path, reason, message) skipped
 
 
 #: above this fraction of confident joints off their silhouette, the summary warns about the frames
@@ -85,6 +88,7 @@ class PretreatSummary:
     dropped: Counter = field(default_factory=Counter)
     joints_checked: int = 0
     joints_outside: int = 0
+    bad_files: list[tuple[str, str, str]] = field(default_factory=list)  # (path, reason, message)
 
     @property
     def outside_fraction(self) -> float:
@@ -97,6 +101,7 @@ class PretreatSummary:
             self.skipped += 1
             return
         self.dropped.update(report.dropped)
+        self.bad_files += report.bad_files
         self.joints_checked += report.joints_checked
         self.joints_outside += report.joints_outside
         if report.status == "empty":
@@ -117,7 +122,12 @@ class PretreatSummary:
             "frames_kept": self.frames_kept,
             "frames_dropped": dict(sorted(self.dropped.items())),
             "joints_outside_silhouette": round(self.outside_fraction, 6),
+            "bad_files": len(self.bad_files),
         }
+
+    def bad_files_log(self) -> str:
+        """One line per skipped file: ``reason<TAB>path<TAB>message``, sorted by path."""
+        return "".join(f"{reason}\t{path}\t{message}\n" for path, reason, message in sorted(self.bad_files))
 
     def format(self, max_listed: int = 10) -> str:
         """A human-readable multi-line summary."""
@@ -129,6 +139,10 @@ class PretreatSummary:
             f"frames kept: {self.frames_kept}; dropped: {sum(self.dropped.values())}"
             + "".join(f"\n  {reason}: {n}" for reason, n in sorted(self.dropped.items())),
         ]
+        if self.bad_files:
+            lines.append(
+                f"files skipped as unreadable or malformed: {len(self.bad_files)} (listed in the skipped-files log)"
+            )
         for title, keys in (("empty sequences", self.empty), ("sequences with < 5 frames", self.short)):
             if keys:
                 shown = ", ".join("/".join(k) for k in sorted(keys)[:max_listed])
@@ -201,16 +215,34 @@ class PretreatedSequence:
     dropped: Counter
     joints_checked: int = 0
     joints_outside: int = 0
+    bad_files: list[tuple[str, str, str]] = field(default_factory=list)  # (path, reason, message)
 
 
 def pretreat_frames(
-    sil_files: Iterable[Path], pose_files: Iterable[Path], size: int = SIL_SIZE, pose_offset: float = 0.5
+    sil_files: Iterable[Path],
+    pose_files: Iterable[Path],
+    size: int = SIL_SIZE,
+    pose_offset: float = 0.5,
+    strict: bool = False,
 ) -> PretreatedSequence:
-    """Pair, crop and replay one sequence's frames (pose files are read only for the silhouettes kept)."""
+    """Pair, crop and replay one sequence's frames (pose files are read only for the silhouettes kept).
+
+    A frame whose PNG does not decode or whose pose file is malformed is dropped and listed in
+    ``bad_files`` (reasons :data:`DROP_UNREADABLE_SILHOUETTE`, :data:`DROP_MALFORMED_POSE`); with
+    ``strict`` it raises :class:`~kprpe_gait.data.io.DataFormatError` instead.
+    """
     pairs, dropped = pair_frames(sil_files, pose_files)
-    sils, pose_paths, geometries, boxes, frames = [], [], [], [], []
+    sils, pose_paths, geometries, boxes, frames, bad = [], [], [], [], [], []
     for number, sil_path, pose_path in pairs:
-        result = crop_silhouette(read_silhouette_png(sil_path), size=size)
+        try:
+            raw = read_silhouette_png(sil_path)
+        except DataFormatError as err:
+            if strict:
+                raise
+            dropped[DROP_UNREADABLE_SILHOUETTE] += 1
+            bad.append((str(sil_path), DROP_UNREADABLE_SILHOUETTE, str(err)))
+            continue
+        result = crop_silhouette(raw, size=size)
         if result.dropped is not None:
             dropped[result.dropped] += 1
             continue
@@ -219,14 +251,21 @@ def pretreat_frames(
         geometries.append(result.geometry)
         boxes.append(result.box)
         frames.append(number)
-    if not sils:
-        return PretreatedSequence(np.zeros((0, size, size), np.uint8), np.zeros((0, 17, 3), np.float32), [], dropped)
     poses, errors = read_pose_files(pose_paths)
     if errors:
-        raise DataFormatError(next(iter(errors.values())))
+        if strict:
+            raise DataFormatError(next(iter(errors.values())))
+        dropped[DROP_MALFORMED_POSE] += len(errors)
+        bad += [(str(pose_paths[i]), DROP_MALFORMED_POSE, message) for i, message in sorted(errors.items())]
+        keep = [i for i in range(len(sils)) if i not in errors]
+        sils, poses, frames = [sils[i] for i in keep], poses[keep], [frames[i] for i in keep]
+        geometries, boxes = [geometries[i] for i in keep], [boxes[i] for i in keep]
+    if not sils:
+        empty = (np.zeros((0, size, size), np.uint8), np.zeros((0, 17, 3), np.float32))
+        return PretreatedSequence(*empty, [], dropped, bad_files=bad)
     outside, checked = count_joints_outside(np.array(boxes), poses, pose_offset)
     joints = replay_on_sequence(poses, geometries, pose_offset)
-    return PretreatedSequence(np.stack(sils), joints, frames, dropped, checked, outside)
+    return PretreatedSequence(np.stack(sils), joints, frames, dropped, checked, outside, bad)
 
 
 def silhouette_box(raw_sil: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -271,6 +310,7 @@ class _Task:
     size: int
     pose_offset: float
     overwrite: bool
+    strict: bool = False
 
 
 def _run_task(task: _Task) -> SequenceReport:
@@ -278,12 +318,14 @@ def _run_task(task: _Task) -> SequenceReport:
         remove_stale_temporaries(task.out_dir)
         return SequenceReport(task.key, "skipped")
     seq = pretreat_frames(
-        list_files(task.sil_dir, ".png"), list_files(task.pose_dir, ".txt"), task.size, task.pose_offset
+        list_files(task.sil_dir, ".png"), list_files(task.pose_dir, ".txt"), task.size, task.pose_offset, task.strict
     )
     if len(seq.sils) == 0:
-        return SequenceReport(task.key, "empty", 0, seq.dropped)
+        return SequenceReport(task.key, "empty", 0, seq.dropped, bad_files=seq.bad_files)
     write_sequence(task.out_dir, seq.sils, seq.joints)
-    return SequenceReport(task.key, "written", len(seq.sils), seq.dropped, seq.joints_checked, seq.joints_outside)
+    return SequenceReport(
+        task.key, "written", len(seq.sils), seq.dropped, seq.joints_checked, seq.joints_outside, seq.bad_files
+    )
 
 
 def list_files(folder: Path, suffix: str) -> list[str]:
@@ -394,6 +436,7 @@ def pretreat_gait3d(
     size: int = SIL_SIZE,
     pose_offset: float = 0.5,
     overwrite: bool = False,
+    strict: bool = False,
     progress: bool = True,
 ) -> PretreatSummary:
     """Pretreat a whole Gait3D raw layout into ``out_root/<id>/<cam_video>/<seq>/{00-sils,01-joints}.pkl``.
@@ -407,15 +450,18 @@ def pretreat_gait3d(
         size: output frame size (64).
         pose_offset: see the module docstring.
         overwrite: redo sequences that are already complete.
+        strict: abort on the first unreadable PNG or malformed pose file; by default such frames are
+            dropped, counted by reason and listed in ``summary.bad_files``.
         progress: show a tqdm bar.
 
     Raises:
-        DataFormatError: wrong roots, a malformed pose file or an unreadable image (naming the file).
+        DataFormatError: wrong roots; with ``strict``, a malformed pose file or an unreadable image
+            (naming the file).
     """
     sil_root, pose_root, out_root = Path(sil_root), Path(pose_root), Path(out_root)
     sequences = find_raw_sequences(sil_root, pose_root)
     tasks = [
-        _Task(key, sil_dir, pose_dir, out_root.joinpath(*key), size, pose_offset, overwrite)
+        _Task(key, sil_dir, pose_dir, out_root.joinpath(*key), size, pose_offset, overwrite, strict)
         for key, (sil_dir, pose_dir) in sequences.items()
     ]
     return run_into(out_root, tasks, _run_task, workers, "pretreat-gait3d", progress)

@@ -20,6 +20,9 @@ from pathlib import Path
 
 from .io import DataFormatError, atomic_write_bytes
 
+#: default skipped-files log, at the output root (OpenGait reads only the identity folders its partition names)
+SKIPPED_LOG_NAME = "pretreat-gait3d-skipped.log"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_argument_group("input (one of)")
@@ -44,6 +47,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="added to pose x, y: 0.5 for HRNet's pixel-index convention (default), 0 if already pixel-centre",
     )
     parser.add_argument("--overwrite", action="store_true", help="redo sequences that are already complete")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="abort on the first unreadable PNG or malformed pose file (default: skip such frames, count them "
+        "by reason in the summary and list them in the skipped-files log)",
+    )
+    parser.add_argument(
+        "--skipped-log",
+        type=Path,
+        help=f"where to list the skipped files (default: OUT/{SKIPPED_LOG_NAME}; written only when files were skipped)",
+    )
     parser.add_argument("--summary-json", type=Path, help="also write the summary to this JSON file")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -80,11 +94,16 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             pose_offset=args.pose_offset,
             overwrite=args.overwrite,
+            strict=args.strict,
             progress=not args.quiet,
         )
     except (DataFormatError, FileNotFoundError) as err:
         print(f"kprpe-gait pretreat-gait3d: error: {err}", file=sys.stderr)
         return 1
+    if summary.bad_files:
+        log = args.skipped_log or args.out / SKIPPED_LOG_NAME
+        atomic_write_bytes(log, summary.bad_files_log().encode())
+        print(f"skipped files listed in {log}")
     print(summary.format())
     if args.summary_json is not None:
         data = dict(summary.to_dict(), mode=mode, silhouettes=str(sil_root), poses=str(pose_root), out=str(args.out))

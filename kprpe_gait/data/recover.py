@@ -300,6 +300,7 @@ def convert_opengait_pickles(
     workers: int = 1,
     pose_offset: float = 0.5,
     overwrite: bool = False,
+    strict: bool = False,
     progress: bool = True,
 ) -> PretreatSummary:
     """Convert ``sil_pkl_root/<id>/<type>/<view>/<view>.pkl`` + ``pose_root`` into the two-pickle layout.

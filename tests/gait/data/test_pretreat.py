@@ -189,14 +189,16 @@ def test_bad_inputs_fail_with_clear_messages(write_raw, tmp_path: Path) -> None:
     ):
         pose_file.write_text(content)
         with pytest.raises(DataFormatError, match=message) as err:
-            run(root, tmp_path / "o")
+            run(root, tmp_path / "o", strict=True)
         assert "human_crop_f1.txt" in str(err.value)
+        skipped = run(root, tmp_path / "o")  # without --strict: the frame is skipped, the reason kept
+        assert skipped.dropped == {"malformed_pose": 1} and message.split()[0] in skipped.bad_files[0][2]
     pose_file.write_text(data_io.format_pose_line(pose_at({0: (30.0, 15.0)})))
 
     png = root.joinpath("2D_Silhouettes", *KEY, "human_crop_f1.png")
     png.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     with pytest.raises(DataFormatError, match="unreadable image") as err:
-        run(root, tmp_path / "o")
+        run(root, tmp_path / "o", strict=True)
     assert "human_crop_f1.png" in str(err.value)
 
     png.write_bytes(b"")
@@ -249,3 +251,34 @@ def test_joints_outside_silhouettes_are_flagged(write_raw, tmp_path: Path) -> No
     summary = run(write_raw.root, tmp_path / "out")
     assert summary.outside_fraction == 0.5 and summary.to_dict()["joints_outside_silhouette"] == 0.5
     assert "WARNING: many joints fall off their silhouettes" in summary.format()
+
+
+def test_bad_files_are_skipped_counted_and_logged(write_raw, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """One corrupt PNG and one malformed pose line among good frames: both frames are skipped, counted by
+    reason and logged with their paths; the other frames are written; ``--strict`` aborts instead."""
+    for n in range(6):
+        write_raw(KEY, n, body_frame(n), pose_at({0: (30.0, 15.0)}, conf=0.1 + 0.1 * n))
+    write_raw(("0002", "camid0_videoid1", "seq0"), 0, body_frame(0), pose_at({0: (30.0, 15.0)}))
+    root = write_raw.root
+    corrupt = root.joinpath("2D_Silhouettes", *KEY, "human_crop_f2.png")
+    corrupt.write_bytes(corrupt.read_bytes()[:40])  # truncated
+    malformed = root.joinpath("2D_Poses", *KEY, "human_crop_f4.txt")
+    malformed.write_text("311,438,0.5,0.5\n")
+    out = tmp_path / "out"
+    argv = ["pretreat-gait3d", "--root", str(root), "--out", str(out), "--workers", "1", "--quiet"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "unreadable_silhouette: 1" in text and "malformed_pose: 1" in text
+    assert "files skipped as unreadable or malformed: 2" in text
+    _, joints = load_sequence(out / Path(*KEY))
+    np.testing.assert_allclose(joints[:, 0, 2], [0.1, 0.2, 0.4, 0.6], rtol=1e-6)  # frames 0, 1, 3, 5
+    log = (out / "pretreat-gait3d-skipped.log").read_text().splitlines()
+    assert [line.split("\t")[:2] for line in log] == [
+        ["malformed_pose", str(malformed)],
+        ["unreadable_silhouette", str(corrupt)],
+    ]
+    assert "expected 53 numbers" in log[0] and "unreadable image" in log[1]
+
+    assert main(argv + ["--strict", "--overwrite"]) == 1
+    err = capsys.readouterr().err
+    assert "human_crop_f" in err and ("unreadable image" in err or "malformed pose file" in err)
