@@ -25,10 +25,17 @@ silhouette's torso (arms in front of the body, bags, coats), pose-estimator nois
 silhouettes (occlusions break the "extent = stature" assumption). The error measured on SynthGait,
 where the truth is known, is reported by ``tests/gait/data/test_recover.py`` and the README.
 
-Frame pairing is the other unknown: OpenGait's pickle holds the frames that survived its empty-frame
-filter, in **string** order of their file names, without the names. When the pose folder has exactly
-as many files as the pickle has frames, they are paired in string order of the pose file names (then
-reordered numerically); otherwise the sequence is reported as ``count_mismatch`` and not written.
+Frame pairing is the other unknown: OpenGait's pickle holds the frames that survived its filters, in
+**string** order of their file names, without the names. The frames are paired with the pose files in
+string order only when that is certain enough: as many frames as pose files, and no frame number
+missing between the first and the last pose file (:func:`convert_sequence`). Otherwise the sequence is
+reported by reason and not written. What this does not catch: a silhouette frame outside the pose
+files' number range (pose missing at an end) together with a silhouette missing inside; the measured
+rate on OpenGait's real output is in ``benchmarks/RESULTS.md`` (``tools/bench_pretreat.py --pairing``).
+Aligning by content was tried and is not used: on SynthGait the joints of a neighbouring frame fit a
+pickled silhouette almost as well as its own (inside-depth 1.98 vs 2.09 px with the true crop; a
+stick-figure chamfer distance preferred the neighbour in 46 % of the frames), too weak to place a
+dropped frame.
 """
 
 from __future__ import annotations
@@ -45,19 +52,22 @@ from .formats import NUM_JOINTS, SIL_SIZE
 from .io import (
     DataFormatError,
     frame_number,
-    read_pose_file,
+    read_pose_files,
     remove_stale_temporaries,
     sequence_complete,
     write_sequence,
 )
-from .pretreat import PretreatSummary, SequenceReport, run_into
+from .pretreat import DROP_MALFORMED_POSE, PretreatSummary, SequenceReport, list_files, run_into
 
 #: depth below the top of the head as a fraction of stature (nose, left/right eye, left/right ear)
 HEAD_DEPTH = {0: 0.090, 1: 0.064, 2: 0.064, 3: 0.072, 4: 0.072}
 #: ankle (malleolus) height above the sole as a fraction of stature
 ANKLE_HEIGHT = 0.039
 SHOULDERS, HIPS, ANKLES = (5, 6), (11, 12), (15, 16)
-DROP_COUNT_MISMATCH = "count_mismatch"
+#: why a sequence is not converted (its pickled frames are counted under the reason)
+DROP_COUNT_MISMATCH = "count_mismatch"  # not as many pickled frames as pose files
+DROP_POSE_GAP = "pose_gap"  # pose files missing inside the sequence: the pairing is not certain
+DROP_NO_ANCHOR = "no_anchor_joints"  # no frame of the sequence has the joints the crop estimate needs
 
 
 @dataclass(frozen=True)
@@ -248,25 +258,72 @@ def load_opengait_sils(folder: Path) -> np.ndarray:
     return sils.astype(np.uint8)
 
 
-def convert_sequence(
-    sils: np.ndarray, pose_files: list[Path], pose_offset: float = 0.5, min_conf: float = 0.3
-) -> tuple[np.ndarray, np.ndarray] | str:
-    """One sequence: pair by string order, estimate crops, reorder numerically.
+@dataclass
+class ConvertedSequence:
+    """One sequence of :func:`convert_sequence`: the frames whose pairing is established, in numeric frame
+    order (``sils`` ``(T, 64, 64)`` uint8, ``joints`` ``(T, 17, 3)`` float32, ``frames`` their pose files'
+    frame numbers), what was left out by reason, and the pose files that could not be read."""
 
-    Returns:
-        ``(sils, joints)`` in numeric frame order, or the reason it could not be converted.
+    sils: np.ndarray
+    joints: np.ndarray
+    frames: list[int]
+    dropped: Counter
+    bad_files: list[tuple[str, str, str]]
+
+
+def interior_pose_gaps(pose_files: list) -> int:
+    """How many frame numbers are missing between the lowest and the highest pose file's."""
+    numbers = {frame_number(p) for p in pose_files}
+    return (max(numbers) - min(numbers) + 1 - len(numbers)) if numbers else 0
+
+
+def convert_sequence(
+    sils: np.ndarray, pose_files: list, pose_offset: float = 0.5, min_conf: float = 0.3, strict: bool = False
+) -> ConvertedSequence:
+    """One sequence: pair the pickled frames with the pose files where the pairing is certain, estimate
+    their crops and map the joints.
+
+    Pairing in string order is taken only when the pickle has exactly as many frames as there are valid
+    pose files **and** the pose files' frame numbers have no interior gap (a missing pose file inside the
+    sequence lets a pickled frame sit there while another frame's silhouette is missing elsewhere: equal
+    counts, every frame in between paired with its neighbour's joints). Otherwise the sequence is
+    reported (``count_mismatch`` / ``pose_gap`` / ``malformed_pose``) and not written.
+
+    Args:
+        sils: ``(m, 64, 64)`` OpenGait's pickled frames (string order of their file names).
+        pose_files: the sequence's pose files (any order).
+        strict: raise on a malformed pose file instead of reporting the sequence.
     """
-    pose_files = sorted(pose_files, key=lambda p: p.name)  # OpenGait's sorted(paths): string order
+    pose_files = sorted(pose_files, key=os.path.basename)  # OpenGait's sorted(paths): string order
+    poses, errors = read_pose_files(pose_files)
+    if errors and strict:
+        raise DataFormatError(next(iter(errors.values())))
+    bad = [(str(pose_files[k]), DROP_MALFORMED_POSE, message) for k, message in sorted(errors.items())]
+    empty = (np.zeros((0, SIL_SIZE, SIL_SIZE), np.uint8), np.zeros((0, NUM_JOINTS, 3), np.float32))
+    reason = None
     if len(pose_files) != len(sils):
-        return DROP_COUNT_MISMATCH
-    raw = np.stack([read_pose_file(p) for p in pose_files]).astype(np.float64)
+        reason = DROP_COUNT_MISMATCH
+    elif interior_pose_gaps(pose_files):
+        reason = DROP_POSE_GAP
+    elif errors:
+        reason = DROP_MALFORMED_POSE
+    if reason is not None:
+        return ConvertedSequence(*empty, [], Counter({reason: len(sils)}), bad)
+    raw = poses.astype(np.float64)
     raw[..., :2] += pose_offset
     fits = estimate_crops(sils, raw, min_conf)
     if fits is None:
-        return "no_anchor_joints"
+        return ConvertedSequence(*empty, [], Counter({DROP_NO_ANCHOR: len(sils)}), bad)
     joints = apply_fits(raw, fits)
-    order = np.argsort([frame_number(p) for p in pose_files], kind="stable")
-    return np.ascontiguousarray(sils[order]), np.ascontiguousarray(joints[order])
+    numbers = [frame_number(p) for p in pose_files]
+    order = np.argsort(numbers, kind="stable")
+    return ConvertedSequence(
+        np.ascontiguousarray(sils[order]),
+        np.ascontiguousarray(joints[order]),
+        [numbers[k] for k in order],
+        Counter(),
+        bad,
+    )
 
 
 @dataclass(frozen=True)
@@ -277,6 +334,7 @@ class _Task:
     out_dir: Path
     pose_offset: float
     overwrite: bool
+    strict: bool = False
 
 
 def _run_task(task: _Task) -> SequenceReport:
@@ -284,12 +342,11 @@ def _run_task(task: _Task) -> SequenceReport:
         remove_stale_temporaries(task.out_dir)
         return SequenceReport(task.key, "skipped")
     sils = load_opengait_sils(task.sil_dir)
-    pose_files = sorted(task.pose_dir.glob("*.txt")) if task.pose_dir.is_dir() else []
-    result = convert_sequence(sils, pose_files, task.pose_offset)
-    if isinstance(result, str):
-        return SequenceReport(task.key, "empty", 0, Counter({result: len(sils)}))
-    write_sequence(task.out_dir, *result)
-    return SequenceReport(task.key, "written", len(result[0]))
+    seq = convert_sequence(sils, list_files(task.pose_dir, ".txt"), task.pose_offset, strict=task.strict)
+    if len(seq.sils) == 0:
+        return SequenceReport(task.key, "empty", 0, seq.dropped, bad_files=seq.bad_files)
+    write_sequence(task.out_dir, seq.sils, seq.joints)
+    return SequenceReport(task.key, "written", len(seq.sils), seq.dropped, bad_files=seq.bad_files)
 
 
 def convert_opengait_pickles(
@@ -318,7 +375,9 @@ def convert_opengait_pickles(
     tasks = []
     for seq_dir in seq_dirs:
         key = (seq_dir.parent.parent.name, seq_dir.parent.name, seq_dir.name)
-        tasks.append(_Task(key, seq_dir, pose_root.joinpath(*key), out_root.joinpath(*key), pose_offset, overwrite))
+        tasks.append(
+            _Task(key, seq_dir, pose_root.joinpath(*key), out_root.joinpath(*key), pose_offset, overwrite, strict)
+        )
     return run_into(out_root, tasks, _run_task, workers, "convert pickles", progress)
 
 

@@ -83,3 +83,5 @@ def test_whole_run_against_opengait(bench, tmp_path: Path, capsys: pytest.Captur
     compared = int(out.split("| kept by both, compared | ")[1].split(" |")[0])
     identical = int(out.split("| byte-identical | ")[1].split(" (")[0])
     assert identical == compared > 100
+    mispaired = int(out.split("`--from-pickles` on OpenGait's output")[1].split("\n| ")[2].split(" | ")[3])
+    assert mispaired == 0

@@ -59,3 +59,28 @@ def pose_at(points: dict[int, tuple[float, float]], conf: float = 0.9) -> np.nda
     for j, (x, y) in points.items():
         pose[j] = (x - 0.5, y - 0.5, conf)
     return pose
+
+
+def opengait_pickles(sil_root, out, imgs2pickle=None) -> None:
+    """OpenGait's silhouette pickles of a raw ``2D_Silhouettes`` tree: ``out/<id>/<type>/<view>/<view>.pkl``.
+
+    With ``imgs2pickle`` (OpenGait's own function) it writes them; without, the same frames are made with
+    :func:`kprpe_gait.data.crop.crop_silhouette` (tested byte-identical to OpenGait's): kept frames in
+    string order of the file names.
+    """
+    import pickle
+
+    from kprpe_gait.data.crop import crop_silhouette
+    from kprpe_gait.data.io import list_sequence_folders, read_silhouette_png
+
+    for key in list_sequence_folders(sil_root):
+        pngs = sorted(sil_root.joinpath(*key).glob("*.png"))
+        if imgs2pickle is not None:
+            imgs2pickle((key, pngs), out)
+            continue
+        frames = [crop_silhouette(read_silhouette_png(p)) for p in pngs]
+        kept = [f.image for f in frames if f.dropped is None]
+        if kept:
+            out.joinpath(*key).mkdir(parents=True)
+            with open(out.joinpath(*key, f"{key[2]}.pkl"), "wb") as handle:
+                pickle.dump(np.stack(kept), handle)

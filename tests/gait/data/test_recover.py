@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _gait_data_helpers import pose_at
+from _gait_data_helpers import opengait_pickles, pose_at
 
 from kprpe_gait.cli import main
 from kprpe_gait.data.io import DataFormatError, list_sequence_folders, load_sequence
 from kprpe_gait.data.pretreat import pretreat_frames, pretreat_gait3d
 from kprpe_gait.data.recover import convert_opengait_pickles, joint_errors
+from kprpe_gait.data.synth import SynthConfig, generate
 
 
 def opengait_pickle_set(synth: Path, out: Path, limit: int | None = None) -> tuple[Path, Path]:
@@ -26,12 +27,15 @@ def opengait_pickle_set(synth: Path, out: Path, limit: int | None = None) -> tup
             sorted(raw.joinpath("2D_Silhouettes", *key).glob("*.png")),
             sorted(raw.joinpath("2D_Poses", *key).glob("*.txt")),
         )
-        names = [f"human_crop_f{n:05d}" for n in seq.frames]
+        # the longest run of consecutive frame numbers: a pairing convert_opengait_pickles can be sure of
+        runs = np.split(np.arange(len(seq.frames)), np.flatnonzero(np.diff(seq.frames) != 1) + 1)
+        keep = max(runs, key=len)
+        names = [f"human_crop_f{seq.frames[k]:05d}" for k in keep]
         order = np.argsort(names, kind="stable")  # OpenGait pickles frames in string order of names
         folder = sils_root.joinpath(*key)
         folder.mkdir(parents=True)
         with open(folder / f"{key[2]}.pkl", "wb") as f:
-            pickle.dump(seq.sils[order], f)
+            pickle.dump(seq.sils[keep][order], f)
         poses = poses_root.joinpath(*key)
         poses.mkdir(parents=True)
         for name in names:
@@ -48,6 +52,8 @@ def test_estimated_crops_are_close_to_the_truth(tiny_synth: Path, tmp_path: Path
     for key in keys:
         sils, joints = load_sequence((tmp_path / "out").joinpath(*key))
         true_sils, true_joints = load_sequence((tiny_synth / "pkl").joinpath(*key))
+        start = next(t for t in range(len(true_sils)) if np.array_equal(true_sils[t], sils[0]))
+        true_sils, true_joints = true_sils[start : start + len(sils)], true_joints[start : start + len(sils)]
         np.testing.assert_array_equal(sils, true_sils)
         np.testing.assert_array_equal(joints[..., 2], true_joints[..., 2])
         errors.append(joint_errors(joints, true_joints, min_conf=0.3))
@@ -119,3 +125,54 @@ def test_cli_from_pickles(tiny_synth: Path, tmp_path: Path, capsys: pytest.Captu
     ]
     assert main(argv + ["--workers", "2", "--quiet"]) == 0
     assert "3 written" in capsys.readouterr().out
+
+
+def test_compensating_drops_are_not_paired(write_raw, tmp_path: Path) -> None:
+    """Pose f4 missing (its silhouette pickled) and silhouette f7 missing (its pose present): as many pickled
+    frames as pose files, yet string-order pairing would give frames 4-6 their neighbours' joints."""
+    key = ("0001", "camid3_videoid1", "seq0")
+    for n in range(1, 11):
+        sil = np.zeros((120, 60), np.uint8)
+        sil[10 : 60 + 3 * n, 20:40] = 255
+        write_raw(key, n, None if n == 7 else sil, None if n == 4 else pose_at({0: (30.0, 13.0)}, conf=0.05 * n))
+    folder = tmp_path / "sils"
+    opengait_pickles(write_raw.root / "2D_Silhouettes", folder)
+    summary = convert_opengait_pickles(folder, write_raw.root / "2D_Poses", tmp_path / "out", progress=False)
+    assert summary.written == 0 and summary.dropped == {"pose_gap": 9}
+    assert not (tmp_path / "out" / Path(*key)).exists()
+
+
+@pytest.fixture(scope="module")
+def dropping_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SynthGait with frame drops on both sides: missing and broken silhouettes, missing pose files."""
+    out = tmp_path_factory.mktemp("dropping") / "synth"
+    cfg = SynthConfig.preset("tiny", num_ids=10, num_train_ids=5, seed=11, sil_drop_prob=0.02, pose_drop_prob=0.02)
+    generate(out, cfg, progress=False)
+    return out / "raw"
+
+
+@pytest.mark.parametrize("pickler", ["cv2", "opengait"])
+def test_real_opengait_output_is_never_mispaired(
+    pickler: str, dropping_synth: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """OpenGait's own pickles (with ``OPENGAIT_ROOT``; else the same frames from the tested-identical crop)
+    of raw frames with drops on both sides: every written row holds the joints of its silhouette's frame."""
+    imgs2pickle = request.getfixturevalue("opengait_pretreatment").imgs2pickle if pickler == "opengait" else None
+    opengait_pickles(dropping_synth / "2D_Silhouettes", tmp_path / "og", imgs2pickle)
+    summary = convert_opengait_pickles(tmp_path / "og", dropping_synth / "2D_Poses", tmp_path / "out", progress=False)
+    rows = mispaired = 0
+    for key in list_sequence_folders(tmp_path / "out"):
+        sils, joints = load_sequence((tmp_path / "out").joinpath(*key))
+        truth = pretreat_frames(
+            sorted(dropping_synth.joinpath("2D_Silhouettes", *key).glob("*.png")),
+            sorted(dropping_synth.joinpath("2D_Poses", *key).glob("*.txt")),
+        )
+        by_sil = {sil.tobytes(): conf for sil, conf in zip(truth.sils, truth.joints[..., 2])}
+        for sil, row in zip(sils, joints):
+            rows += 1
+            # the confidences are copied verbatim from the pose file: they tell the frames apart
+            mispaired += not np.array_equal(by_sil.get(sil.tobytes()), row[:, 2])
+    assert mispaired == 0
+    assert summary.written >= 3 and rows > 50
+    assert summary.written + len(summary.empty) == summary.sequences == 30
+    assert set(summary.dropped) <= {"count_mismatch", "pose_gap"} and summary.dropped
