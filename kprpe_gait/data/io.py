@@ -287,6 +287,19 @@ def remove_stale_temporaries(folder: str | os.PathLike) -> int:
     return len(stale)
 
 
+def remove_sequence(folder: str | os.PathLike) -> None:
+    """Delete a sequence folder's pickles (and the folder when nothing else is in it): a rerun that finds no
+    frame left for a sequence must not leave an earlier run's pickles behind."""
+    folder = Path(folder)
+    for name in (JOINT_PKL_NAME, SIL_PKL_NAME):
+        (folder / name).unlink(missing_ok=True)
+    remove_stale_temporaries(folder)
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # absent, or holds something else
+
+
 def sequence_complete(folder: str | os.PathLike) -> bool:
     """Whether ``folder`` holds both pickles of a sequence (written by :func:`write_sequence`)."""
     folder = Path(folder)

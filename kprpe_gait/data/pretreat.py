@@ -18,11 +18,15 @@ fall off their raw silhouette's bounding box (:func:`count_joints_outside`), a c
 assumption on real data, and warns when it exceeds 10 %.
 
 Runs are resumable: a sequence whose output folder already holds both pickles is skipped, each pickle
-is written atomically and the joints pickle last (:func:`kprpe_gait.data.io.write_sequence`).
+is written atomically and the joints pickle last (:func:`kprpe_gait.data.io.write_sequence`), staged
+outside the sequence folders. The output root records the settings it was made with
+(:data:`SETTINGS_NAME`: format version, input kind, size, pose offset); a rerun with other settings is
+refused unless ``overwrite`` (:func:`claim_output`).
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 from collections import Counter
@@ -38,10 +42,13 @@ from .crop import crop_silhouette
 from .formats import SIL_SIZE
 from .io import (
     DataFormatError,
+    atomic_write_bytes,
     clean_staging,
     frames_by_number,
+    list_sequence_folders,
     read_pose_files,
     read_silhouette_png,
+    remove_sequence,
     remove_stale_temporaries,
     sequence_complete,
     write_sequence,
@@ -321,6 +328,7 @@ def _run_task(task: _Task) -> SequenceReport:
         list_files(task.sil_dir, ".png"), list_files(task.pose_dir, ".txt"), task.size, task.pose_offset, task.strict
     )
     if len(seq.sils) == 0:
+        remove_sequence(task.out_dir)  # an earlier run's pickles of it would be stale
         return SequenceReport(task.key, "empty", 0, seq.dropped, bad_files=seq.bad_files)
     write_sequence(task.out_dir, seq.sils, seq.joints)
     return SequenceReport(
@@ -410,13 +418,72 @@ def run_tasks(tasks: list, fn, workers: int, desc: str, progress: bool = True) -
         bar.close()
 
 
-def run_into(out_root: Path, tasks: list, fn, workers: int, desc: str, progress: bool) -> PretreatSummary:
+#: the settings record at the output root (OpenGait reads only the identity folders its partition names)
+SETTINGS_NAME = "pretreat-gait3d.json"
+#: what the pickles are: 2 = OpenCV decoder and resize, byte-identical to OpenGait's (1 was Pillow's resize)
+FORMAT_VERSION = 2
+
+
+class OutputSettingsError(DataFormatError):
+    """The output root was made with other settings (or by a version that did not record them)."""
+
+
+def output_settings(mode: str, size: int, pose_offset: float) -> dict:
+    """The settings a run records and a rerun must match: input kind, frame size, pose offset, format."""
+    return {"format_version": FORMAT_VERSION, "mode": mode, "size": size, "pose_offset": pose_offset}
+
+
+def claim_output(out_root: Path, settings: dict, overwrite: bool) -> None:
+    """Record ``settings`` at ``out_root`` before writing into it, or refuse a root made otherwise.
+
+    A root whose record holds the same settings is resumed. A root with other settings, or with sequence
+    folders but no record (an older version, or another tool), is refused unless ``overwrite`` (which
+    redoes every sequence).
+
+    Raises:
+        OutputSettingsError: naming the settings that differ and how to proceed.
+    """
+    path = out_root / SETTINGS_NAME
+    if path.is_file():
+        try:
+            stored = json.loads(path.read_text()).get("settings")
+        except (OSError, ValueError, AttributeError):
+            stored = None
+        if stored == settings:
+            return
+        if isinstance(stored, dict):
+            diff = ", ".join(
+                f"{k} {stored.get(k)!r} -> {settings.get(k)!r}"
+                for k in sorted(settings.keys() | stored.keys())
+                if stored.get(k) != settings.get(k)
+            )
+            problem = f"was made with other settings ({diff})"
+        else:
+            problem = f"has an unreadable {SETTINGS_NAME}"
+    elif out_root.is_dir() and list_sequence_folders(out_root):
+        problem = f"holds sequences but no {SETTINGS_NAME} (made by an older version or another tool?)"
+    else:
+        problem = None
+    if problem is not None and not overwrite:
+        raise OutputSettingsError(
+            f"{out_root}: {problem}; rerun with --overwrite to redo every sequence with these settings, "
+            "or choose another --out"
+        )
+    out_root.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, (json.dumps({"settings": settings}, indent=2) + "\n").encode())
+
+
+def run_into(
+    out_root: Path, tasks: list, fn, workers: int, desc: str, progress: bool, settings: dict, overwrite: bool
+) -> PretreatSummary:
     """Run sequence tasks that write into ``out_root`` and total their reports.
 
-    Temporary files an interrupted earlier run left in ``out_root``'s staging folder are deleted first,
-    and the (then empty) staging folder is removed at the end, so a finished run leaves only sequence
-    folders behind.
+    The root is claimed first (:func:`claim_output`: its settings are recorded, or it is refused).
+    Temporary files an interrupted earlier run left in ``out_root``'s staging folder are deleted, and the
+    (then empty) staging folder is removed at the end, so a finished run leaves only sequence folders and
+    the settings record behind.
     """
+    claim_output(out_root, settings, overwrite)
     clean_staging(out_root)
     summary = PretreatSummary()
     try:
@@ -464,4 +531,5 @@ def pretreat_gait3d(
         _Task(key, sil_dir, pose_dir, out_root.joinpath(*key), size, pose_offset, overwrite, strict)
         for key, (sil_dir, pose_dir) in sequences.items()
     ]
-    return run_into(out_root, tasks, _run_task, workers, "pretreat-gait3d", progress)
+    settings = output_settings("raw", size, pose_offset)
+    return run_into(out_root, tasks, _run_task, workers, "pretreat-gait3d", progress, settings, overwrite)

@@ -46,7 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.5,
         help="added to pose x, y: 0.5 for HRNet's pixel-index convention (default), 0 if already pixel-centre",
     )
-    parser.add_argument("--overwrite", action="store_true", help="redo sequences that are already complete")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo every sequence, also into an output made with other settings (recorded in OUT/pretreat-gait3d.json)",
+    )
     parser.add_argument(
         "--strict",
         action="store_true",

@@ -53,11 +53,19 @@ from .io import (
     DataFormatError,
     frame_number,
     read_pose_files,
+    remove_sequence,
     remove_stale_temporaries,
     sequence_complete,
     write_sequence,
 )
-from .pretreat import DROP_MALFORMED_POSE, PretreatSummary, SequenceReport, list_files, run_into
+from .pretreat import (
+    DROP_MALFORMED_POSE,
+    PretreatSummary,
+    SequenceReport,
+    list_files,
+    output_settings,
+    run_into,
+)
 
 #: depth below the top of the head as a fraction of stature (nose, left/right eye, left/right ear)
 HEAD_DEPTH = {0: 0.090, 1: 0.064, 2: 0.064, 3: 0.072, 4: 0.072}
@@ -344,6 +352,7 @@ def _run_task(task: _Task) -> SequenceReport:
     sils = load_opengait_sils(task.sil_dir)
     seq = convert_sequence(sils, list_files(task.pose_dir, ".txt"), task.pose_offset, strict=task.strict)
     if len(seq.sils) == 0:
+        remove_sequence(task.out_dir)  # an earlier run's pickles of it would be stale
         return SequenceReport(task.key, "empty", 0, seq.dropped, bad_files=seq.bad_files)
     write_sequence(task.out_dir, seq.sils, seq.joints)
     return SequenceReport(task.key, "written", len(seq.sils), seq.dropped, bad_files=seq.bad_files)
@@ -378,7 +387,8 @@ def convert_opengait_pickles(
         tasks.append(
             _Task(key, seq_dir, pose_root.joinpath(*key), out_root.joinpath(*key), pose_offset, overwrite, strict)
         )
-    return run_into(out_root, tasks, _run_task, workers, "convert pickles", progress)
+    settings = output_settings("opengait_pickles", SIL_SIZE, pose_offset)
+    return run_into(out_root, tasks, _run_task, workers, "convert pickles", progress, settings, overwrite)
 
 
 def joint_errors(estimated: np.ndarray, truth: np.ndarray, min_conf: float = 0.0) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -14,7 +15,13 @@ from kprpe_gait.cli import main
 from kprpe_gait.data import io as data_io
 from kprpe_gait.data.formats import JOINT_PKL_NAME, SIL_PKL_NAME
 from kprpe_gait.data.io import DataFormatError, load_sequence
-from kprpe_gait.data.pretreat import count_joints_outside, pretreat_gait3d, silhouette_box
+from kprpe_gait.data.pretreat import (
+    SETTINGS_NAME,
+    OutputSettingsError,
+    count_joints_outside,
+    pretreat_gait3d,
+    silhouette_box,
+)
 
 KEY = ("0001", "camid3_videoid1", "seq0")
 
@@ -95,7 +102,7 @@ def test_empty_sequences_are_reported_not_written(write_raw, tmp_path: Path) -> 
     assert sorted(summary.empty) == [KEY, ("0002", "camid1_videoid1", "seq0")]
     assert summary.dropped == {"too_few_pixels": 1, "no_pose": 1}
     assert not (tmp_path / "out" / Path(*KEY)).exists()
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0003"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0003", SETTINGS_NAME]
     assert "empty sequences: 0001/camid3_videoid1/seq0, 0002/camid1_videoid1/seq0" in summary.format()
 
 
@@ -282,3 +289,61 @@ def test_bad_files_are_skipped_counted_and_logged(write_raw, tmp_path: Path, cap
     assert main(argv + ["--strict", "--overwrite"]) == 1
     err = capsys.readouterr().err
     assert "human_crop_f" in err and ("unreadable image" in err or "malformed pose file" in err)
+
+
+def test_rerun_with_other_settings_refuses_or_redoes(write_raw, tmp_path: Path, capsys) -> None:
+    keys = _three_sequences(write_raw)
+    out = tmp_path / "out"
+    run(write_raw.root, out)
+    first = load_sequence(out.joinpath(*keys[0]))[1]
+    assert json.loads((out / SETTINGS_NAME).read_text())["settings"] == {
+        "format_version": 2, "mode": "raw", "size": 64, "pose_offset": 0.5
+    }  # fmt: skip
+    assert run(write_raw.root, out).skipped == 3  # same settings: resumed
+    with pytest.raises(OutputSettingsError, match=r"other settings \(pose_offset 0.5 -> 0.0\).*--overwrite"):
+        run(write_raw.root, out, pose_offset=0.0)
+    redone = run(write_raw.root, out, pose_offset=0.0, overwrite=True)
+    assert redone.written == 3
+    again = load_sequence(out.joinpath(*keys[0]))[1]
+    heights = 30 + 15 * np.arange(4)  # body_frame(n): rows 10 .. 40 + 15 n, 60 columns
+    scale = np.stack([(64 * (60 / heights)).astype(int) / 60, 64 / heights], axis=1)
+    np.testing.assert_allclose(first[:, 5, :2] - again[:, 5, :2], 0.5 * scale, atol=1e-4)  # 0.5 raw px, replayed
+    assert json.loads((out / SETTINGS_NAME).read_text())["settings"]["pose_offset"] == 0.0
+
+    # a root with sequences but no record (an older version): refused, then redone with --overwrite
+    (out / SETTINGS_NAME).unlink()
+    argv = ["pretreat-gait3d", "--root", str(write_raw.root), "--out", str(out), "--workers", "1", "--quiet"]
+    assert main(argv) == 1
+    assert "holds sequences but no pretreat-gait3d.json" in capsys.readouterr().err
+    assert main(argv + ["--overwrite"]) == 0 and (out / SETTINGS_NAME).is_file()
+
+
+def test_temporary_files_never_in_sequence_folders(write_raw, tmp_path: Path, monkeypatch) -> None:
+    """OpenGait's loader lists every file of a sequence folder: while a pickle is being written the folder
+    holds only finished pickles; staged files an interrupted run left behind are cleaned on the next run."""
+    keys = _three_sequences(write_raw)
+    out = tmp_path / "out"
+    seen = []
+    replace = os.replace
+
+    def watching_replace(src, dst):
+        if str(dst).endswith(".pkl"):
+            seen.append(sorted(os.listdir(Path(dst).parent)))
+            assert Path(src).parent == out / data_io.STAGING_DIR_NAME
+        replace(src, dst)
+
+    monkeypatch.setattr(data_io.os, "replace", watching_replace)
+    run(write_raw.root, out)
+    monkeypatch.undo()
+    assert seen and all(set(names) <= {SIL_PKL_NAME, JOINT_PKL_NAME} for names in seen)
+    assert sorted(p.name for p in out.iterdir()) == sorted({k[0] for k in keys} | {SETTINGS_NAME})
+
+    # an interrupted run: a staged file at the root, a legacy temporary file inside a complete sequence
+    staging = out / data_io.STAGING_DIR_NAME
+    staging.mkdir()
+    (staging / f"123-0-seq0-{SIL_PKL_NAME}{data_io.TMP_SUFFIX}").write_bytes(b"partial")
+    legacy = out.joinpath(*keys[0]) / f".{SIL_PKL_NAME}.x1y2{data_io.TMP_SUFFIX}"
+    legacy.write_bytes(b"partial")
+    assert run(write_raw.root, out).skipped == 3
+    assert not staging.exists() and not legacy.exists()
+    assert sorted(os.listdir(out.joinpath(*keys[0]))) == [SIL_PKL_NAME, JOINT_PKL_NAME]

@@ -15,6 +15,7 @@ from kprpe_gait.cli import main
 from kprpe_gait.data import walker as W
 from kprpe_gait.data.formats import PARTITION_KEYS, SIL_PKL_NAME
 from kprpe_gait.data.io import frame_number, list_sequence_folders, load_sequence, read_pose_file
+from kprpe_gait.data.pretreat import SETTINGS_NAME
 from kprpe_gait.data.synth import PRESETS, SynthConfig, generate, plan_sequences
 
 MICRO = SynthConfig.preset("tiny", num_ids=4, num_train_ids=2, seqs_per_id=2, min_frames=20, max_frames=22, seed=3)
@@ -47,8 +48,11 @@ def test_layout_and_formats(tiny_synth: Path) -> None:
     sils, joints = load_sequence((tiny_synth / "pkl").joinpath(*keys[0]))
     assert sils.shape[1:] == (64, 64) and joints.shape[1:] == (17, 3)
     assert ((joints[..., 2] >= 0) & (joints[..., 2] <= 1)).all()
-    # the root of pkl/ holds only identity folders (an OpenGait dataset_root)
-    assert all(p.is_dir() and re.fullmatch(r"\d{4}", p.name) for p in (tiny_synth / "pkl").iterdir())
+    # the root of pkl/ holds identity folders and the settings record (OpenGait reads only the identity
+    # folders its partition names, so it is a valid OpenGait dataset_root)
+    entries = [p for p in (tiny_synth / "pkl").iterdir() if p.name != SETTINGS_NAME]
+    assert entries and all(p.is_dir() and re.fullmatch(r"\d{4}", p.name) for p in entries)
+    assert (tiny_synth / "pkl" / SETTINGS_NAME).is_file()
 
 
 def test_pairing_matters_in_raw(tiny_synth: Path) -> None:
