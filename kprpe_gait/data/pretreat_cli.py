@@ -109,6 +109,12 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_bytes(log, summary.bad_files_log().encode())
         print(f"skipped files listed in {log}")
     print(summary.format())
+    if mode == "pickles" and summary.written:
+        print(
+            "NOTE: OpenGait's pickles do not say which frame each row is. A pose file missing at a sequence's end "
+            "together with a silhouette missing inside it still shifts the frames in between by one; see "
+            "kprpe_gait.data.recover and benchmarks/RESULTS.md for the measured rate."
+        )
     if args.summary_json is not None:
         data = dict(summary.to_dict(), mode=mode, silhouettes=str(sil_root), poses=str(pose_root), out=str(args.out))
         atomic_write_bytes(args.summary_json, (json.dumps(data, indent=2) + "\n").encode())
