@@ -21,11 +21,13 @@ from .layers import Attention, Block, DropPath, Mlp
 from .swin import SwinBlock
 from .vit import VisionTransformer
 from .windows import (
+    compact_window_buckets,
     from_windows,
     partition_tables,
     shifted_window_mask,
     to_windows,
     window_buckets,
+    window_keypoints,
     window_partition,
     window_reverse,
 )
@@ -44,6 +46,7 @@ __all__ = [
     "VisionTransformer",
     "backend_unavailable",
     "bucket_map",
+    "compact_window_buckets",
     "check_buckets",
     "cross_buckets",
     "explain_backend",
@@ -61,6 +64,7 @@ __all__ = [
     "split_keypoints",
     "to_windows",
     "window_buckets",
+    "window_keypoints",
     "window_partition",
     "window_reverse",
 ]

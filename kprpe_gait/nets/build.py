@@ -17,6 +17,7 @@ an unknown one is an error that names it)::
       # optional, with the defaults of SwinGait2D:
       rel_pos: swin                # swin | kprpe | none
       kprpe_variant: multihead
+      kprpe_grid: stage            # stage | window (the frame of KP-RPE's grid M)
       num_joints: 17
       min_confidence: 0.0
       embed_dim: 256
@@ -46,14 +47,14 @@ __all__ = ["MODEL_NAMES", "build_from_model_cfg", "checkpoint_filter_fn", "load_
 MODEL_NAMES: dict[str, str | None] = {"SwinGait2D": None, "SwinGait2DKPRPE": "kprpe"}
 
 _TOP_KEYS = {
-    "model", "Backbone", "bin_num", "SeparateBNNecks", "rel_pos", "kprpe_variant", "num_joints",
+    "model", "Backbone", "bin_num", "SeparateBNNecks", "rel_pos", "kprpe_variant", "kprpe_grid", "num_joints",
     "min_confidence", "embed_dim", "num_heads", "window_size", "token_grid", "drop_path_rate", "backend",
 }  # fmt: skip
 _BACKBONE_KEYS = {"in_channels", "layers", "channels"}
 _BNNECK_KEYS = {"in_channels", "class_num", "parts_num"}
 _PASSTHROUGH = (
-    "rel_pos", "kprpe_variant", "num_joints", "min_confidence", "embed_dim", "num_heads", "window_size",
-    "token_grid", "drop_path_rate", "backend",
+    "rel_pos", "kprpe_variant", "kprpe_grid", "num_joints", "min_confidence", "embed_dim", "num_heads",
+    "window_size", "token_grid", "drop_path_rate", "backend",
 )  # fmt: skip
 
 
