@@ -33,8 +33,9 @@ from .windows import (
 )
 
 __all__ = [
-    "Attention",
     "BACKENDS",
+    "VARIANTS",
+    "Attention",
     "Block",
     "ContextualRPE",
     "DropPath",
@@ -42,12 +43,11 @@ __all__ = [
     "Mlp",
     "RelPosBias",
     "SwinBlock",
-    "VARIANTS",
     "VisionTransformer",
     "backend_unavailable",
     "bucket_map",
-    "compact_window_buckets",
     "check_buckets",
+    "compact_window_buckets",
     "cross_buckets",
     "explain_backend",
     "from_windows",

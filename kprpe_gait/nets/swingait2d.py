@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kprpe.core import VARIANTS, KeypointRPE, RelPosBias, SwinBlock
+from kprpe.core.decay import position_parameter_names
 from kprpe.core.windows import TABLE_GRIDS, as_pair, window_keypoints
 
 from .modules import (
@@ -398,21 +399,26 @@ class SwinGait2D(nn.Module):
     def param_groups(self, lr: float, weight_decay: float, stem_lr_scale: float = 0.1) -> list[dict]:
         """Optimiser groups of OpenGait's SwinGait.
 
-        * transformer norms, patch embedding, Swin bias tables and KP-RPE ``W_L`` (which produces the
-          tables that replace Swin's bias): ``lr``, no weight decay;
+        * transformer norms, patch embedding and the position encodings (Swin bias tables, KP-RPE ``W_L``:
+          the rule of :mod:`kprpe.core.decay`, shared with the ViT): ``lr``, no weight decay;
         * the rest of the transformer: ``lr``, ``weight_decay``;
         * conv stem, SeparateFCs and BNNecks: ``stem_lr_scale * lr``, ``weight_decay``. OpenGait's 0.1
           fits its recipe, which starts these layers from a trained DeepGaitV2; training from scratch
           wants 1.0.
         """
+        position = position_parameter_names(self.transformer)
         no_decay: list[nn.Parameter] = []
         no_decay_ids: set[int] = set()
         for name, module in self.transformer.named_modules():
-            if isinstance(module, (nn.LayerNorm, RelPosBias, KeypointRPE)) or name.startswith("patch_embed"):
+            if isinstance(module, nn.LayerNorm) or name.startswith("patch_embed"):
                 for p in module.parameters():
                     if id(p) not in no_decay_ids:
                         no_decay_ids.add(id(p))
                         no_decay.append(p)
+        for name, p in self.transformer.named_parameters():
+            if name in position and id(p) not in no_decay_ids:
+                no_decay_ids.add(id(p))
+                no_decay.append(p)
         decay = [p for p in self.transformer.parameters() if id(p) not in no_decay_ids]
         slow = [p for m in (self.layer0, self.layer1, self.layer2, self.fcs, self.bnnecks) for p in m.parameters()]
         groups = [

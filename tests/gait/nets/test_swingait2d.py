@@ -342,3 +342,16 @@ def test_joints_reach_keypoint_rpe_in_float32_under_bf16_autocast(monkeypatch):
         net(torch.rand(1, 2, 32, 22), joints)
     assert seen and seen[0].dtype == torch.float32
     torch.testing.assert_close(seen[0], joints.reshape(2, 17, 3), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("rel_pos", ["kprpe", "swin"])
+def test_position_encodings_are_not_weight_decayed_by_the_cores_rule(rel_pos):
+    from kprpe.core.decay import position_parameter_names
+
+    net = small_net(rel_pos, kprpe_grid="window") if rel_pos == "kprpe" else small_net(rel_pos)
+    names = position_parameter_names(net)
+    position = {id(p) for n, p in net.named_parameters() if n in names}
+    assert len(position) == (2 * 2 if rel_pos == "kprpe" else 4)  # W_L weight + bias per stage, or 4 bias tables
+    for group in net.param_groups(1e-3, 0.05):
+        if any(id(p) in position for p in group["params"]):
+            assert group["weight_decay"] == 0.0
