@@ -14,11 +14,18 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("kprpe_gait.demo", "SynthGait -> train SwinGait-2D with and without KP-RPE -> aligned/misaligned table"),
     "synth": ("kprpe_gait.data.synth_cli", "generate SynthGait, a synthetic Gait3D in its raw and OpenGait layouts"),
-    "pretreat-gait3d": ("kprpe_gait.data.pretreat_cli", "Gait3D -> OpenGait pickles with joints in the silhouette frame"),
+    "pretreat-gait3d": (
+        "kprpe_gait.data.pretreat_cli",
+        "Gait3D -> OpenGait pickles with joints in the silhouette frame",
+    ),
     "launch": ("kprpe_gait.opengait.launcher", "run OpenGait's main.py with this plugin registered"),
     "register": ("kprpe_gait.opengait.shim", "install a shim so OpenGait's unmodified main.py finds the plugin"),
     "unregister": ("kprpe_gait.opengait.shim", "remove the shim installed by 'register'"),
     "submit": ("kprpe_gait.eval.submit", "rank a test set with a checkpoint and write submission files"),
+    "convert-deepgaitv2": (
+        "kprpe_gait.nets.deepgaitv2",
+        "a trained OpenGait DeepGaitV2 checkpoint -> the stem, FCs and BNNecks that start SwinGait-2D",
+    ),
 }
 
 

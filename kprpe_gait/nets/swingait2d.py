@@ -396,15 +396,15 @@ class SwinGait2D(nn.Module):
             if isinstance(m, (RelPosBias, KeypointRPE)):
                 m.reset_parameters()
 
-    def param_groups(self, lr: float, weight_decay: float, stem_lr_scale: float = 0.1) -> list[dict]:
+    def param_groups(self, lr: float, weight_decay: float, stem_lr_scale: float = 1.0) -> list[dict]:
         """Optimiser groups of OpenGait's SwinGait.
 
         * transformer norms, patch embedding and the position encodings (Swin bias tables, KP-RPE ``W_L``:
           the rule of :mod:`kprpe.core.decay`, shared with the ViT): ``lr``, no weight decay;
         * the rest of the transformer: ``lr``, ``weight_decay``;
-        * conv stem, SeparateFCs and BNNecks: ``stem_lr_scale * lr``, ``weight_decay``. OpenGait's 0.1
-          fits its recipe, which starts these layers from a trained DeepGaitV2; training from scratch
-          wants 1.0.
+        * conv stem, SeparateFCs and BNNecks: ``stem_lr_scale * lr``, ``weight_decay``. 1.0 (the default)
+          trains from scratch; OpenGait's 0.1 fits its recipe, which starts these layers from a trained
+          DeepGaitV2 (:mod:`kprpe_gait.nets.deepgaitv2`).
         """
         position = position_parameter_names(self.transformer)
         no_decay: list[nn.Parameter] = []

@@ -13,8 +13,9 @@ What the classes change in OpenGait's ``BaseModel``:
 * ``init_parameters``: the network's own init (OpenGait's SwinGait init, KP-RPE ``W_L`` kept at
   zero) instead of OpenGait's generic xavier pass;
 * ``get_optimizer`` / ``get_scheduler``: the network's parameter groups (no weight decay on norms,
-  patch embedding, bias tables and ``W_L``; 0.1x lr on the conv stem, FCs and BNNecks), and strict
-  keys for the solver and the scheduler;
+  patch embedding, bias tables and ``W_L``; ``optimizer_cfg.stem_lr_scale`` x lr on the conv stem,
+  FCs and BNNecks: 1.0 by default, for training from scratch, 0.1 where a config restores a trained
+  DeepGaitV2 stem as OpenGait's SwinGait recipe does), and strict keys for the solver and the scheduler;
 * ``inputs_pretreament``: silhouettes and joints transformed *together* per sequence, checked
   (frame counts, joint count, NaN), moved to the model's device without ``.cuda()``;
 * ``forward``: OpenGait's dict (``triplet`` / ``softmax`` training features, ``embeddings`` for
@@ -102,6 +103,7 @@ class SwinGait2D(BaseModel):
         self.msg_mgr.log_info(optimizer_cfg)
         cfg = dict(optimizer_cfg)
         solver = cfg.pop("solver", None)
+        stem_lr_scale = float(cfg.pop("stem_lr_scale", 1.0))  # ours, not the optimiser's (param_groups)
         Optimizer = _lookup(optim, solver, optim.Optimizer, "optimizer_cfg.solver")
         inherited = load_opengait_defaults().get("optimizer_cfg", {})
         kwargs = check_keys(f"optimizer_cfg ({solver})", cfg, constructor_keys(Optimizer, ("self", "params")), inherited)
@@ -109,7 +111,7 @@ class SwinGait2D(BaseModel):
             raise ValueError("optimizer_cfg needs lr")
         lr = float(kwargs.pop("lr"))
         weight_decay = float(kwargs.pop("weight_decay", 0.0))
-        groups = self.net.param_groups(lr, weight_decay)
+        groups = self.net.param_groups(lr, weight_decay, stem_lr_scale)
         grouped = {id(p) for g in groups for p in g["params"]}
         missing = [n for n, p in self.named_parameters() if p.requires_grad and id(p) not in grouped]
         if missing:

@@ -198,7 +198,8 @@ def test_swin_and_none_ignore_joints():
 
 def test_param_groups_cover_every_parameter_once_with_opengait_rules():
     net = small_net("kprpe")
-    groups = net.param_groups(lr=1e-3, weight_decay=0.02)
+    assert {g["name"]: g["lr"] for g in net.param_groups(lr=1e-3, weight_decay=0.02)}["stem_and_heads"] == 1e-3
+    groups = net.param_groups(lr=1e-3, weight_decay=0.02, stem_lr_scale=0.1)
     seen = [id(p) for g in groups for p in g["params"]]
     assert sorted(seen) == sorted(id(p) for p in net.parameters())
     by_name = {g["name"]: g for g in groups}

@@ -45,7 +45,8 @@ def test_model_classes_inside_opengait(opengait_copy, synth_tiny, tmp_path, smok
 
     assert r["wl_zero_at_init"] is True  # init_parameters kept KP-RPE's W_L at zero
     assert r["wl_weight_decay"] == [0.0]
-    assert r["group_lrs"] == pytest.approx([1e-4, 1e-3, 1e-3])  # stem and heads at 0.1 x lr
+    assert r["group_lrs"] == pytest.approx([1e-3, 1e-3, 1e-3])  # from scratch: stem_lr_scale 1.0
+    assert r["group_lrs_stem_0.1"] == pytest.approx([1e-4, 1e-3, 1e-3])  # stem and heads at 0.1 x lr
     assert (r["optimizer"], r["scheduler"]) == ("AdamW", "CosineAnnealingWarmRestarts")
     batch = r["batch"]
     assert batch["sils"] == [4, 10, 64, 44] and batch["joints"] == [4, 10, 17, 3] and batch["seqL"] is None
