@@ -47,7 +47,7 @@ from .config import check_keys, constructor_keys, load_opengait_defaults
 from .inputs import joint_overlay, prepare_batch, sequence_names
 from .transforms import SilJointTransform, check_transform_cfg
 
-__all__ = ["SwinGait2D", "SwinGait2DKPRPE"]
+__all__ = ["OpenGaitSwinGait2D", "OpenGaitSwinGait2DKPRPE"]
 
 
 def _ensure_transform_registered() -> None:
@@ -66,8 +66,9 @@ def _lookup(module: Any, name: Any, base: type, key: str) -> type:
     raise ValueError(f"{key} {name!r} is not a {base.__name__} of {module.__name__}")
 
 
-class SwinGait2D(BaseModel):
-    """SwinGait-2D (OpenGait's SwinGait with 2D convolutions and spatial windows), Swin's window bias.
+class OpenGaitSwinGait2D(BaseModel):
+    """The OpenGait model (``BaseModel``) around the :class:`kprpe_gait.nets.SwinGait2D` network, registered as
+    ``model: SwinGait2D``; Swin's window bias unless ``model_cfg.rel_pos`` says otherwise.
 
     ``model_cfg`` schema: :mod:`kprpe_gait.nets.build`; ``rel_pos`` may be ``swin`` (default),
     ``kprpe`` or ``none``. Joints are read and augmented with the silhouettes whenever
@@ -106,7 +107,9 @@ class SwinGait2D(BaseModel):
         stem_lr_scale = float(cfg.pop("stem_lr_scale", 1.0))  # ours, not the optimiser's (param_groups)
         Optimizer = _lookup(optim, solver, optim.Optimizer, "optimizer_cfg.solver")
         inherited = load_opengait_defaults().get("optimizer_cfg", {})
-        kwargs = check_keys(f"optimizer_cfg ({solver})", cfg, constructor_keys(Optimizer, ("self", "params")), inherited)
+        kwargs = check_keys(
+            f"optimizer_cfg ({solver})", cfg, constructor_keys(Optimizer, ("self", "params")), inherited
+        )
         if "lr" not in kwargs:
             raise ValueError("optimizer_cfg needs lr")
         lr = float(kwargs.pop("lr"))
@@ -124,7 +127,9 @@ class SwinGait2D(BaseModel):
         name = cfg.pop("scheduler", None)
         Scheduler = _lookup(optim.lr_scheduler, name, optim.lr_scheduler.LRScheduler, "scheduler_cfg.scheduler")
         inherited = load_opengait_defaults().get("scheduler_cfg", {})
-        kwargs = check_keys(f"scheduler_cfg ({name})", cfg, constructor_keys(Scheduler, ("self", "optimizer")), inherited)
+        kwargs = check_keys(
+            f"scheduler_cfg ({name})", cfg, constructor_keys(Scheduler, ("self", "optimizer")), inherited
+        )
         return Scheduler(self.optimizer, **kwargs)
 
     # ------------------------------------------------------------------ data
@@ -175,8 +180,8 @@ class SwinGait2D(BaseModel):
         }
 
 
-class SwinGait2DKPRPE(SwinGait2D):
-    """SwinGait-2D with window KP-RPE from the 17 COCO joints of each frame (``rel_pos: kprpe``).
+class OpenGaitSwinGait2DKPRPE(OpenGaitSwinGait2D):
+    """Registered as ``model: SwinGait2DKPRPE``: SwinGait-2D with window KP-RPE from the 17 COCO joints of each frame (``rel_pos: kprpe``).
 
     Needs ``data_cfg.data_in_use: [true, true]`` (``00-sils.pkl`` and ``01-joints.pkl``).
     """

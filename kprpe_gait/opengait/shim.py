@@ -39,7 +39,9 @@ except ModuleNotFoundError as _err:  # kprpe_gait is not installed in this inter
 
     _warnings.warn(f"{{__file__}}: kprpe_gait is not importable here ({{_err}}); its models are unavailable")
 else:
-    from kprpe_gait.opengait.models import SwinGait2D, SwinGait2DKPRPE  # noqa: F401  (collected by OpenGait)
+    # the config names (model: SwinGait2D | SwinGait2DKPRPE), which OpenGait collects from this module
+    from kprpe_gait.opengait.models import OpenGaitSwinGait2D as SwinGait2D  # noqa: F401
+    from kprpe_gait.opengait.models import OpenGaitSwinGait2DKPRPE as SwinGait2DKPRPE  # noqa: F401
 
     _kprpe_registry.register()
 '''
@@ -95,16 +97,19 @@ def unregister(opengait_root: str | os.PathLike[str]) -> list[Path]:
 
 def add_arguments_for(name: str, parser: argparse.ArgumentParser) -> None:
     """Arguments of ``kprpe-gait register`` and ``kprpe-gait unregister``."""
-    parser.add_argument("--opengait-root", required=True, type=Path,
-                        help="OpenGait clone: the folder holding opengait/main.py")
+    parser.add_argument(
+        "--opengait-root", required=True, type=Path, help="OpenGait clone: the folder holding opengait/main.py"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "register":
         path = register(args.opengait_root)
         print(f"registered: {path}")
-        print(f"run from {resolve_root(args.opengait_root)}: "
-              "torchrun --nproc_per_node=N opengait/main.py --cfgs CONFIG.yaml --phase train")
+        print(
+            f"run from {resolve_root(args.opengait_root)}: "
+            "torchrun --nproc_per_node=N opengait/main.py --cfgs CONFIG.yaml --phase train"
+        )
     elif args.command == "unregister":
         removed = unregister(args.opengait_root)
         print("removed: " + ", ".join(map(str, removed)) if removed else "nothing to remove: no shim installed")

@@ -34,11 +34,12 @@ from tqdm.auto import tqdm
 
 from kprpe.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
 from kprpe.config import check_keys
+from kprpe_gait.inputs import network_inputs
 from kprpe_gait.nets import SwinGait2D
 from kprpe_gait.transforms import JointAugment
 
 from .dataset import GaitDataset, read_partition
-from .inputs import network_inputs, stack_batch
+from .inputs import stack_batch
 from .losses import CrossEntropyLoss, TripletLoss
 from .recipe import recipe_from_opengait
 from .sampling import TripletSampler, sample_ordered_frames
@@ -240,7 +241,8 @@ class Trainer:
         for index in indices:
             sils, joints = self.dataset.load(index)
             frames = sample_ordered_frames(len(sils), cfg.frames, cfg.frames_skip, self.rng)
-            sequences.append(network_inputs(sils[frames], joints[frames], cfg.cut, self.augment, self.rng))
+            name = str(self.dataset.folder(index))
+            sequences.append(network_inputs(sils[frames], joints[frames], cfg.cut, self.augment, self.rng, name))
         sils, joints = stack_batch(sequences, self.device)
         labels = torch.tensor([self.dataset.label_index[self.dataset.labels[i]] for i in indices], device=self.device)
         return sils, joints, labels
