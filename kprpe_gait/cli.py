@@ -10,7 +10,10 @@ import argparse
 import importlib
 import sys
 
-#: sub-command -> (module, one-line help)
+#: what ``kprpe-gait --help`` says first (plain text: argparse shows it as is)
+DESCRIPTION = "kprpe-gait: SynthGait, Gait3D pretreatment, SwinGait-2D + KP-RPE training in OpenGait, submissions"
+
+#: sub-command -> (module, one-line help, plain text)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("kprpe_gait.demo", "SynthGait -> train SwinGait-2D with and without KP-RPE -> aligned/misaligned table"),
     "synth": ("kprpe_gait.data.synth_cli", "generate SynthGait, a synthetic Gait3D in its raw and OpenGait layouts"),
@@ -30,7 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kprpe-gait", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="kprpe-gait", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, description=help_text, add_help=False)
