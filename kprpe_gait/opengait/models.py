@@ -101,7 +101,6 @@ class OpenGaitSwinGait2D(BaseModel):
         self.net.reset_parameters()
 
     def get_optimizer(self, optimizer_cfg: dict) -> optim.Optimizer:
-        self.msg_mgr.log_info(optimizer_cfg)
         cfg = dict(optimizer_cfg)
         solver = cfg.pop("solver", None)
         stem_lr_scale = float(cfg.pop("stem_lr_scale", 1.0))  # ours, not the optimiser's (param_groups)
@@ -112,6 +111,8 @@ class OpenGaitSwinGait2D(BaseModel):
         )
         if "lr" not in kwargs:
             raise ValueError("optimizer_cfg needs lr")
+        # log what applies, not OpenGait's merged defaults (momentum under AdamW reads as if it were used)
+        self.msg_mgr.log_info({"solver": solver, **kwargs, "stem_lr_scale": stem_lr_scale})
         lr = float(kwargs.pop("lr"))
         weight_decay = float(kwargs.pop("weight_decay", 0.0))
         groups = self.net.param_groups(lr, weight_decay, stem_lr_scale)
@@ -122,7 +123,6 @@ class OpenGaitSwinGait2D(BaseModel):
         return Optimizer(groups, lr=lr, weight_decay=weight_decay, **kwargs)
 
     def get_scheduler(self, scheduler_cfg: dict) -> Any:
-        self.msg_mgr.log_info(scheduler_cfg)
         cfg = dict(scheduler_cfg)
         name = cfg.pop("scheduler", None)
         Scheduler = _lookup(optim.lr_scheduler, name, optim.lr_scheduler.LRScheduler, "scheduler_cfg.scheduler")
@@ -130,6 +130,7 @@ class OpenGaitSwinGait2D(BaseModel):
         kwargs = check_keys(
             f"scheduler_cfg ({name})", cfg, constructor_keys(Scheduler, ("self", "optimizer")), inherited
         )
+        self.msg_mgr.log_info({"scheduler": name, **kwargs})  # not the inherited MultiStepLR milestones
         return Scheduler(self.optimizer, **kwargs)
 
     # ------------------------------------------------------------------ data
