@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kprpe.core import VARIANTS, KeypointRPE, RelPosBias, SwinBlock
-from kprpe.core.decay import position_parameter_names
+from kprpe.core.decay import POSITION_MODULES
 from kprpe.core.windows import TABLE_GRIDS, as_pair, window_keypoints
 
 from .modules import (
@@ -406,19 +406,15 @@ class SwinGait2D(nn.Module):
           trains from scratch; OpenGait's 0.1 fits its recipe, which starts these layers from a trained
           DeepGaitV2 (:mod:`kprpe_gait.nets.deepgaitv2`).
         """
-        position = position_parameter_names(self.transformer)
+        # one pass in module order (the order older checkpoints' optimiser states were saved in)
         no_decay: list[nn.Parameter] = []
         no_decay_ids: set[int] = set()
         for name, module in self.transformer.named_modules():
-            if isinstance(module, nn.LayerNorm) or name.startswith("patch_embed"):
+            if isinstance(module, (nn.LayerNorm, *POSITION_MODULES)) or name.startswith("patch_embed"):
                 for p in module.parameters():
                     if id(p) not in no_decay_ids:
                         no_decay_ids.add(id(p))
                         no_decay.append(p)
-        for name, p in self.transformer.named_parameters():
-            if name in position and id(p) not in no_decay_ids:
-                no_decay_ids.add(id(p))
-                no_decay.append(p)
         decay = [p for p in self.transformer.parameters() if id(p) not in no_decay_ids]
         slow = [p for m in (self.layer0, self.layer1, self.layer2, self.fcs, self.bnnecks) for p in m.parameters()]
         groups = [

@@ -356,3 +356,12 @@ def test_position_encodings_are_not_weight_decayed_by_the_cores_rule(rel_pos):
     for group in net.param_groups(1e-3, 0.05):
         if any(id(p) in position for p in group["params"]):
             assert group["weight_decay"] == 0.0
+
+
+def test_param_group_order_is_parameter_order_so_saved_optimiser_states_still_load():
+    net = small_net("kprpe")
+    order = [n for n, _ in net.named_parameters()]
+    names = {id(p): n for n, p in net.named_parameters()}
+    for group in net.param_groups(1e-3, 0.02):
+        in_group = [names[id(p)] for p in group["params"]]
+        assert in_group == [n for n in order if n in set(in_group)], group["name"]
