@@ -5,6 +5,7 @@
     kprpe-gait demo                         # about ten minutes on a 2-core CPU
     kprpe-gait demo --quick                 # the same pipeline in well under a minute (a smoke test)
     kprpe-gait demo --opengait-root R       # the same through OpenGait's main.py (the plugin)
+    kprpe-gait demo --models kprpe --kprpe-grid window   # only the KP-RPE model, window-sized grid
 
 Steps (everything under ``--out``, default ``runs/demo``):
 
