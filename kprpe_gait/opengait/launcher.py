@@ -107,6 +107,11 @@ def launch(
     root = runtime.resolve_root(opengait_root)
     if shim and not shim_file.is_registered(root):
         raise RuntimeError(f"--shim: no shim in {root}; install it with 'kprpe-gait register --opengait-root {root}'")
+    if shim and not shim_file.is_current(root):
+        raise RuntimeError(
+            f"--shim: the shim in {root} was written by another version of kprpe_gait; "
+            f"rewrite it with 'kprpe-gait register --opengait-root {root}'"
+        )
     if not any(a == "--cfgs" or a.startswith("--cfgs=") for a in main_args):
         raise ValueError("main.py arguments must name a config: add '-- --cfgs CONFIG.yaml --phase train|test'")
     caller_cwd = Path.cwd()

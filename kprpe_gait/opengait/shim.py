@@ -23,7 +23,17 @@ from kprpe.io import atomic_write_text
 
 from .runtime import resolve_root
 
-__all__ = ["MARKER", "SHIM_NAME", "add_arguments_for", "is_registered", "register", "run", "shim_path", "unregister"]
+__all__ = [
+    "MARKER",
+    "SHIM_NAME",
+    "add_arguments_for",
+    "is_current",
+    "is_registered",
+    "register",
+    "run",
+    "shim_path",
+    "unregister",
+]
 
 SHIM_NAME = "kprpe_gait_plugin.py"
 MARKER = "# kprpe-gait shim: written by 'kprpe-gait register', removed by 'kprpe-gait unregister'"
@@ -64,6 +74,12 @@ def is_registered(opengait_root: str | os.PathLike[str]) -> bool:
     """Whether our shim is installed in ``opengait_root``."""
     path = shim_path(opengait_root)
     return path.is_file() and _is_ours(path)
+
+
+def is_current(opengait_root: str | os.PathLike[str]) -> bool:
+    """Whether the installed shim is this version's (an older one may import names that moved)."""
+    path = shim_path(opengait_root)
+    return is_registered(opengait_root) and path.read_text(encoding="utf-8") == SHIM_SOURCE
 
 
 def register(opengait_root: str | os.PathLike[str]) -> Path:
