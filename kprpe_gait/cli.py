@@ -10,20 +10,30 @@ import argparse
 import importlib
 import sys
 
-#: sub-command -> (module, one-line help)
+#: what ``kprpe-gait --help`` says first (plain text: argparse shows it as is)
+DESCRIPTION = "kprpe-gait: SynthGait, Gait3D pretreatment, SwinGait-2D + KP-RPE training in OpenGait, submissions"
+
+#: sub-command -> (module, one-line help, plain text)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("kprpe_gait.demo", "SynthGait -> train SwinGait-2D with and without KP-RPE -> aligned/misaligned table"),
     "synth": ("kprpe_gait.data.synth_cli", "generate SynthGait, a synthetic Gait3D in its raw and OpenGait layouts"),
-    "pretreat-gait3d": ("kprpe_gait.data.pretreat_cli", "Gait3D -> OpenGait pickles with joints in the silhouette frame"),
+    "pretreat-gait3d": (
+        "kprpe_gait.data.pretreat_cli",
+        "Gait3D -> OpenGait pickles with joints in the silhouette frame",
+    ),
     "launch": ("kprpe_gait.opengait.launcher", "run OpenGait's main.py with this plugin registered"),
     "register": ("kprpe_gait.opengait.shim", "install a shim so OpenGait's unmodified main.py finds the plugin"),
     "unregister": ("kprpe_gait.opengait.shim", "remove the shim installed by 'register'"),
     "submit": ("kprpe_gait.eval.submit", "rank a test set with a checkpoint and write submission files"),
+    "convert-deepgaitv2": (
+        "kprpe_gait.nets.deepgaitv2",
+        "a trained OpenGait DeepGaitV2 checkpoint -> the stem, FCs and BNNecks that start SwinGait-2D",
+    ),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kprpe-gait", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="kprpe-gait", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, help_text) in COMMANDS.items():
         sub.add_parser(name, help=help_text, description=help_text, add_help=False)

@@ -5,6 +5,7 @@
     kprpe-gait demo                         # about ten minutes on a 2-core CPU
     kprpe-gait demo --quick                 # the same pipeline in well under a minute (a smoke test)
     kprpe-gait demo --opengait-root R       # the same through OpenGait's main.py (the plugin)
+    kprpe-gait demo --models kprpe --kprpe-grid window   # only the KP-RPE model, window-sized grid
 
 Steps (everything under ``--out``, default ``runs/demo``):
 
@@ -76,6 +77,8 @@ class DemoPreset:
     )
     eval_frames: int = 30
     log_every: int = 10
+    kprpe_grid: str = "stage"  # the frame of KP-RPE's grid M: stage | window (kprpe.core.windows)
+    models: tuple[str, ...] = tuple(MODELS)  # which of MODELS to train
 
 
 PRESETS: dict[str, DemoPreset] = {
@@ -104,12 +107,17 @@ PRESETS: dict[str, DemoPreset] = {
 def _train_config(preset: DemoPreset, model: str, data_dir: Path, out_dir: Path, seed: int, threads: int):
     from kprpe_gait.train import TrainConfig
 
+    run = model if model != "kprpe" or preset.kprpe_grid == "stage" else f"kprpe-{preset.kprpe_grid}"
     return TrainConfig(
         dataset_root=str(data_dir / "pkl"),
         partition=str(data_dir / "partition.json"),
-        out_dir=str(out_dir / "runs" / model),
-        log_dir=str(out_dir / "tb" / model),
-        model={**preset.model, "rel_pos": MODELS[model][1]},
+        out_dir=str(out_dir / "runs" / run),
+        log_dir=str(out_dir / "tb" / run),
+        model={
+            **preset.model,
+            "rel_pos": MODELS[model][1],
+            **({"kprpe_grid": preset.kprpe_grid} if model == "kprpe" else {}),
+        },
         iterations=preset.iterations,
         batch_size=preset.batch_size,
         frames=preset.frames,
@@ -176,7 +184,7 @@ def run_demo(
         "runner": "compact", "device": "cpu", "seed": seed, "data_dir": str(data_dir), "iters": preset.iterations,
         "preset": _jsonable(asdict(preset)), "results": {}, "checkpoints": {}, "train": {}, "timings": timings,
     }  # fmt: skip
-    for model in MODELS:
+    for model in preset.models:
         trainer = Trainer(_train_config(preset, model, data_dir, out_dir, seed, threads), progress=progress)
         start = time.perf_counter()
         done_before = trainer.iteration
@@ -283,6 +291,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default)")
     parser.add_argument("--quick", action="store_true", help="tiny data, tiny model, 3 iterations: a smoke test")
     parser.add_argument("--opengait-root", default=None, help="run through OpenGait's main.py from this clone")
+    parser.add_argument(
+        "--kprpe-grid", choices=("stage", "window"), default=None,
+        help="frame of KP-RPE's grid M: the stage's token grid or the attention window (default: stage)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--models", default=None, help=f"comma-separated models to train, of {','.join(MODELS)} (default: all)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -294,11 +309,22 @@ def run(args: argparse.Namespace) -> int:
         if args.iters < 1:
             raise SystemExit(f"--iters must be >= 1, got {args.iters}")
         preset = replace(preset, iterations=args.iters, sgdr_cycle=args.iters)
+    if args.kprpe_grid is not None:
+        preset = replace(preset, kprpe_grid=args.kprpe_grid)
+    if args.models is not None:
+        models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+        unknown = [m for m in models if m not in MODELS]
+        if unknown or not models:
+            raise SystemExit(f"--models: unknown {unknown or 'empty list'}; choose from {', '.join(MODELS)}")
+        preset = replace(preset, models=models)
     if args.threads:
         torch.set_num_threads(args.threads)
     progress = not args.no_progress
     out_dir = Path(args.out)
     if args.opengait_root is not None:
+        if args.kprpe_grid is not None or args.models is not None:
+            raise SystemExit("--kprpe-grid and --models choose the compact runner's models; set kprpe_grid in the "
+                             "OpenGait config instead")  # fmt: skip
         summary = _run_opengait(args, preset, out_dir, progress)
     else:
         summary = run_demo(out_dir, preset, args.seed, args.data, args.threads, progress)

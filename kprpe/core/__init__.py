@@ -21,18 +21,21 @@ from .layers import Attention, Block, DropPath, Mlp
 from .swin import SwinBlock
 from .vit import VisionTransformer
 from .windows import (
+    compact_window_buckets,
     from_windows,
     partition_tables,
     shifted_window_mask,
     to_windows,
     window_buckets,
+    window_keypoints,
     window_partition,
     window_reverse,
 )
 
 __all__ = [
-    "Attention",
     "BACKENDS",
+    "VARIANTS",
+    "Attention",
     "Block",
     "ContextualRPE",
     "DropPath",
@@ -40,11 +43,11 @@ __all__ = [
     "Mlp",
     "RelPosBias",
     "SwinBlock",
-    "VARIANTS",
     "VisionTransformer",
     "backend_unavailable",
     "bucket_map",
     "check_buckets",
+    "compact_window_buckets",
     "cross_buckets",
     "explain_backend",
     "from_windows",
@@ -61,6 +64,7 @@ __all__ = [
     "split_keypoints",
     "to_windows",
     "window_buckets",
+    "window_keypoints",
     "window_partition",
     "window_reverse",
 ]

@@ -4,10 +4,12 @@
 
 * ``"swin"``: Swin's learned relative-position bias, one scalar per (head, exact window offset),
   truncated-normal(0.02) initialised (the SwinGait baseline);
-* ``"table"``: a per-query table given to ``forward`` over the whole stage grid (e.g. a
-  :class:`~kprpe.core.KeypointRPE` layer table built with ``grid_size`` = the stage grid); it is padded,
-  shifted and partitioned exactly like the features and read through the window-sized product bucket
-  map (window KP-RPE, see :mod:`kprpe.core.windows`);
+* ``"table"``: a per-query table given to ``forward``, read through the window-sized product bucket map
+  (window KP-RPE, see :mod:`kprpe.core.windows` for the two frames). With ``table_grid="stage"`` it
+  covers the whole stage grid (a :class:`~kprpe.core.KeypointRPE` layer table built with ``grid_size``
+  = the stage grid) and is padded, shifted and partitioned exactly like the features; with
+  ``table_grid="window"`` it is already per window (a ``KeypointRPE`` built with ``grid_size`` = the
+  window and fed :func:`~kprpe.core.windows.window_keypoints` for this block's shift);
 * ``"none"``: no position bias.
 
 A window larger than the grid along an axis is clamped to the grid, and the shift along that axis is
@@ -16,16 +18,16 @@ dropped (Swin's rule).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from .baselines import RelPosBias
 from .layers import Attention, DropPath, Mlp
-from .windows import from_windows, partition_tables, shifted_window_mask, to_windows, window_buckets
+from .windows import TABLE_GRIDS, from_windows, partition_tables, shifted_window_mask, to_windows, window_buckets
 
-__all__ = ["SwinBlock", "REL_POS_MODES"]
+__all__ = ["REL_POS_MODES", "SwinBlock"]
 
 REL_POS_MODES = ("swin", "table", "none")
 
@@ -43,10 +45,14 @@ class SwinBlock(nn.Module):
         rel_pos: ``"swin"``, ``"table"`` or ``"none"`` (module docstring).
         ratio: bucket ratio of the window product map (``rel_pos="table"``).
         backend: :func:`kprpe.core.kprpe_attention` backend.
+        table_grid: ``"stage"`` or ``"window"``: the frame of the table ``forward`` takes
+            (``rel_pos="table"``; module docstring).
 
     Shape:
         - x: ``(B, h, w, C)``
-        - table (``rel_pos="table"``): ``(B, H, h*w, K)`` over the stage grid
+        - table (``rel_pos="table"``): ``(B, H, h*w, K)`` over the stage grid (``table_grid="stage"``)
+          or ``(B * nW, H, wh*ww, K)`` per window, in :func:`~kprpe.core.to_windows` order
+          (``table_grid="window"``)
         - output: ``(B, h, w, C)``
     """
 
@@ -65,10 +71,14 @@ class SwinBlock(nn.Module):
         rel_pos: str = "swin",
         ratio: float = 1.9,
         backend: str = "auto",
+        table_grid: str = "stage",
     ) -> None:
         super().__init__()
         if rel_pos not in REL_POS_MODES:
             raise ValueError(f"unknown rel_pos {rel_pos!r}; choose one of {REL_POS_MODES}")
+        if table_grid not in TABLE_GRIDS:
+            raise ValueError(f"unknown table_grid {table_grid!r}; choose one of {TABLE_GRIDS}")
+        self.table_grid = table_grid
         self.grid_size = (int(grid_size[0]), int(grid_size[1]))
         window, shift = [], []
         for g, w_, s in zip(self.grid_size, window_size, shift_size):
@@ -97,18 +107,28 @@ class SwinBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
 
     def forward(self, x: torch.Tensor, table: torch.Tensor | None = None) -> torch.Tensor:
-        batch, h, w, channels = x.shape
+        batch, h, w, _channels = x.shape
         if (h, w) != self.grid_size:
             raise ValueError(f"SwinBlock built for a {self.grid_size} grid got a {h}x{w} feature map")
         if (table is not None) != (self.rel_pos == "table"):
             raise ValueError(
-                f"rel_pos={self.rel_pos!r}: " + ("a stage table is required" if table is None else "got an unexpected table")
+                f"rel_pos={self.rel_pos!r}: "
+                + ("a stage table is required" if table is None else "got an unexpected table")
             )
         windows = to_windows(self.norm1(x), self.window_size, self.shift_size)  # (B*nW, Nw, C)
         mask = None if self.attn_mask is None else self.attn_mask.repeat(batch, 1, 1, 1)  # (B*nW, 1, Nw, Nw)
         window_table = buckets = None
         if table is not None:
-            window_table = partition_tables(table, self.grid_size, self.window_size, self.shift_size)
+            if self.table_grid == "stage":
+                window_table = partition_tables(table, self.grid_size, self.window_size, self.shift_size)
+            else:
+                expected = (windows.shape[0], self.num_heads, windows.shape[1])
+                if table.dim() != 4 or tuple(table.shape[:3]) != expected:
+                    raise ValueError(
+                        f"table_grid='window' needs a per-window table (B*nW, H, Nw, K) = {expected + ('K',)}, "
+                        f"got {tuple(table.shape)}"
+                    )
+                window_table = table
             buckets = self.buckets
         out = self.attn(windows, window_table, buckets, mask)
         out = from_windows(out, self.window_size, self.shift_size, self.grid_size)  # (B, h, w, C)
@@ -118,5 +138,5 @@ class SwinBlock(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"grid_size={self.grid_size}, window_size={self.window_size}, shift_size={self.shift_size}, "
-            f"rel_pos={self.rel_pos!r}"
+            f"rel_pos={self.rel_pos!r}" + (f", table_grid={self.table_grid!r}" if self.rel_pos == "table" else "")
         )

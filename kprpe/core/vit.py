@@ -13,16 +13,17 @@ The head follows the face models: ``global_pool="flatten"`` (all tokens, no CLS,
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
 
 from .baselines import ContextualRPE, RelPosBias
+from .decay import position_parameter_names
 from .keypoint_rpe import KeypointRPE
 from .layers import Block
 
-__all__ = ["VisionTransformer", "POS_EMBEDS", "RPE_MODES"]
+__all__ = ["POS_EMBEDS", "RPE_MODES", "VisionTransformer"]
 
 POS_EMBEDS = ("learned", "none")
 RPE_MODES = ("none", "bias", "contextual", "kprpe")
@@ -113,8 +114,15 @@ class VisionTransformer(nn.Module):
         self.kprpe = None
         if rpe == "kprpe":
             self.kprpe = KeypointRPE(
-                num_keypoints, self.grid_size, num_heads, depth, kprpe_variant, rpe_ratio,
-                self.num_prefix_tokens, kprpe_hidden_dim, min_confidence,
+                num_keypoints,
+                self.grid_size,
+                num_heads,
+                depth,
+                kprpe_variant,
+                rpe_ratio,
+                self.num_prefix_tokens,
+                kprpe_hidden_dim,
+                min_confidence,
             )
         drop_path = torch.linspace(0, drop_path_rate, depth).tolist()
         head_dim = embed_dim // num_heads
@@ -127,7 +135,9 @@ class VisionTransformer(nn.Module):
             return None
 
         self.blocks = nn.ModuleList(
-            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path[i], backend, layer_rpe())
+            Block(
+                embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path[i], backend, layer_rpe()
+            )
             for i in range(depth)
         )
         self.norm = nn.LayerNorm(embed_dim)
@@ -152,10 +162,11 @@ class VisionTransformer(nn.Module):
                 m.reset_parameters()
 
     def no_weight_decay(self) -> set[str]:
-        """Parameter names that should not be weight-decayed (embeddings, norms, biases, bias tables)."""
-        names = set()
+        """Parameter names that should not be weight-decayed: embeddings, norms, biases and every position
+        encoding (bias tables and KP-RPE's ``W_L``, :func:`kprpe.core.decay.position_parameter_names`)."""
+        names = position_parameter_names(self)
         for name, p in self.named_parameters():
-            if p.dim() <= 1 or name in ("pos_embed", "cls_token") or ".rpe." in name:
+            if p.dim() <= 1 or name in ("pos_embed", "cls_token"):
                 names.add(name)
         return names
 

@@ -67,6 +67,19 @@ def build_config(args: argparse.Namespace):
     return SynthConfig.from_dict({**base, "seed": args.seed, "misalign": MisalignConfig(**mis)})
 
 
+_SIZE_ARGS = ("ids", "train_ids", "seqs_per_id", "min_frames", "max_frames")
+
+
+def describe_size(args: argparse.Namespace, cfg) -> str:
+    """The preset's name in quotes, or, once a size flag changed it, what was generated instead."""
+    if all(getattr(args, arg) is None for arg in _SIZE_ARGS):
+        return f"'{args.size}'"
+    return (
+        f"custom size ({cfg.num_ids} identities, {cfg.num_train_ids} for training, {cfg.seqs_per_id} sequences "
+        f"each, {cfg.min_frames}-{cfg.max_frames} frames; from preset '{args.size}')"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from .synth import generate
 
@@ -80,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     pre = summary["pretreat"]
     print(
-        f"SynthGait '{args.size}' (seed {cfg.seed}) in {args.out}: {summary['sequences']} sequences, "
+        f"SynthGait {describe_size(args, cfg)} (seed {cfg.seed}) in {args.out}: {summary['sequences']} sequences, "
         f"{summary['raw']['frames']} frames rendered, "
         f"{pre['written']} pretreated sequences / {pre['frames_kept']} frames, "
         f"{summary['misaligned_sequences']} misaligned test sequences"

@@ -17,6 +17,7 @@ an unknown one is an error that names it)::
       # optional, with the defaults of SwinGait2D:
       rel_pos: swin                # swin | kprpe | none
       kprpe_variant: multihead
+      kprpe_grid: stage            # stage | window (the frame of KP-RPE's grid M)
       num_joints: 17
       min_confidence: 0.0
       embed_dim: 256
@@ -40,20 +41,20 @@ from kprpe.config import check_keys
 
 from .swingait2d import SwinGait2D
 
-__all__ = ["MODEL_NAMES", "build_from_model_cfg", "checkpoint_filter_fn", "load_weights"]
+__all__ = ["MODEL_NAMES", "build_from_model_cfg", "checkpoint_filter_fn", "load_weights", "model_kwargs"]
 
 #: ``model_cfg.model`` values this builder accepts -> the ``rel_pos`` the name implies (None: any)
 MODEL_NAMES: dict[str, str | None] = {"SwinGait2D": None, "SwinGait2DKPRPE": "kprpe"}
 
 _TOP_KEYS = {
-    "model", "Backbone", "bin_num", "SeparateBNNecks", "rel_pos", "kprpe_variant", "num_joints",
+    "model", "Backbone", "bin_num", "SeparateBNNecks", "rel_pos", "kprpe_variant", "kprpe_grid", "num_joints",
     "min_confidence", "embed_dim", "num_heads", "window_size", "token_grid", "drop_path_rate", "backend",
 }  # fmt: skip
 _BACKBONE_KEYS = {"in_channels", "layers", "channels"}
 _BNNECK_KEYS = {"in_channels", "class_num", "parts_num"}
 _PASSTHROUGH = (
-    "rel_pos", "kprpe_variant", "num_joints", "min_confidence", "embed_dim", "num_heads", "window_size",
-    "token_grid", "drop_path_rate", "backend",
+    "rel_pos", "kprpe_variant", "kprpe_grid", "num_joints", "min_confidence", "embed_dim", "num_heads",
+    "window_size", "token_grid", "drop_path_rate", "backend",
 )  # fmt: skip
 
 
@@ -68,6 +69,15 @@ def build_from_model_cfg(model_cfg: Mapping[str, Any], num_classes: int | None =
         ValueError: unknown keys, a model name this builder does not know, a ``rel_pos`` that
             contradicts the model name, inconsistent channel counts or no class count.
     """
+    kwargs = model_kwargs(model_cfg, num_classes)
+    if "num_classes" not in kwargs:
+        raise ValueError("no class count: set model_cfg.SeparateBNNecks.class_num or pass num_classes")
+    return SwinGait2D(**kwargs)
+
+
+def model_kwargs(model_cfg: Mapping[str, Any], num_classes: int | None = None) -> dict[str, Any]:
+    """The :class:`SwinGait2D` keyword arguments of a ``model_cfg`` (checked as :func:`build_from_model_cfg`);
+    ``num_classes`` is included when the config or the argument gives it."""
     check_keys("model_cfg", model_cfg, _TOP_KEYS)
     kwargs: dict[str, Any] = {k: model_cfg[k] for k in _PASSTHROUGH if k in model_cfg}
     for key in ("num_heads", "window_size", "token_grid"):
@@ -100,9 +110,9 @@ def build_from_model_cfg(model_cfg: Mapping[str, Any], num_classes: int | None =
     if "parts_num" in necks:
         kwargs["parts_num"] = int(necks["parts_num"])
     classes = num_classes if num_classes is not None else necks.get("class_num")
-    if classes is None:
-        raise ValueError("no class count: set model_cfg.SeparateBNNecks.class_num or pass num_classes")
-    return SwinGait2D(num_classes=int(classes), **kwargs)
+    if classes is not None:
+        kwargs["num_classes"] = int(classes)
+    return kwargs
 
 
 _PREFIXES = ("module.", "net.", "backbone.")

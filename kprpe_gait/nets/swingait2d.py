@@ -24,12 +24,22 @@ Pipeline (sizes of the full model, OpenGait's SwinGait-3D with 2D parts; ``n`` s
 Relative positions (``rel_pos``):
 
 * ``"swin"``: Swin's learned bias per (head, window offset), truncated-normal(0.02) init;
-* ``"kprpe"``: window KP-RPE replacing Swin's bias. One :class:`~kprpe.core.KeypointRPE` per stage over
-  the stage's 15x10 token grid (``depth`` = the stage's block count, the stage's heads); for each frame
-  the offsets of every token centre to that frame's joints are computed once per stage and each
-  block's table (``layer_table``) is padded, shifted and partitioned like the features. The token grid
-  spans the whole input frame, so joints normalised to ``[0, 1]`` of that frame are grid coordinates.
-  Joints with confidence ``<= min_confidence`` (or NaN) contribute nothing (``kprpe.core``'s rule).
+* ``"kprpe"``: window KP-RPE replacing Swin's bias, one :class:`~kprpe.core.KeypointRPE` per stage
+  (``depth`` = the stage's block count, the stage's heads), in one of two frames (``kprpe_grid``; the
+  exact definitions are in :mod:`kprpe.core.windows`):
+
+  - ``"stage"`` (the authors' released Swin-KP-RPE code): ``M`` is the stage's 15x10 token grid and the
+    joints are in ``[0, 1]`` of the input frame; for each frame the offsets of every token centre to
+    that frame's joints are computed once per stage and each block's table (``layer_table``) is padded,
+    shifted and partitioned like the features;
+  - ``"window"`` (the paper's "grid M the size of the window"): ``M`` is the 3x5 window and the joints
+    are moved into each window's frame for the block's shift (:func:`kprpe.core.windows.window_keypoints`,
+    computed once per stage and shift), giving per-window tables directly.
+
+  The token grid spans the whole input frame, so joints normalised to ``[0, 1]`` of that frame are stage
+  grid coordinates. Joints stay in float32 (never the activations' dtype: bf16 would round positions
+  by up to a quarter pixel). Joints with confidence ``<= min_confidence`` (or NaN) contribute nothing
+  (``kprpe.core``'s rule).
 * ``"none"``: no position bias.
 
 ``W_L`` is zero-initialised, so a KP-RPE model at initialisation computes exactly what the same
@@ -45,6 +55,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from kprpe.core import VARIANTS, KeypointRPE, RelPosBias, SwinBlock
+from kprpe.core.decay import POSITION_MODULES
+from kprpe.core.windows import TABLE_GRIDS, as_pair, window_keypoints
 
 from .modules import (
     HorizontalPoolingPyramid,
@@ -59,12 +71,6 @@ __all__ = ["REL_POS", "PatchEmbed2D", "SwinGait2D", "SwinStage2D", "SwinTransfor
 
 #: ``rel_pos`` of :class:`SwinGait2D` -> ``rel_pos`` of :class:`kprpe.core.SwinBlock`
 REL_POS = {"swin": "swin", "kprpe": "table", "none": "none"}
-
-
-def _pair(value: Sequence[int], name: str) -> tuple[int, int]:
-    if len(value) != 2 or any(int(v) != v or v < 1 for v in value):
-        raise ValueError(f"{name} must be two positive ints, got {value!r}")
-    return int(value[0]), int(value[1])
 
 
 class PatchEmbed2D(nn.Module):
@@ -95,6 +101,7 @@ class SwinStage2D(nn.Module):
         drop_path: stochastic depth of each block (``depth`` values).
         rel_pos: ``"swin"``, ``"kprpe"`` or ``"none"``.
         kprpe_variant, num_joints, min_confidence: of the stage's :class:`KeypointRPE` (``"kprpe"``).
+        kprpe_grid: ``"stage"`` or ``"window"``, the frame of the KP-RPE grid (module docstring).
         out_dim: if set, the stage ends with ``LayerNorm(C) + Linear(C, out_dim, bias=False)``.
         backend: attention backend (:func:`kprpe.core.kprpe_attention`).
 
@@ -118,11 +125,16 @@ class SwinStage2D(nn.Module):
         min_confidence: float = 0.0,
         out_dim: int | None = None,
         backend: str = "auto",
+        kprpe_grid: str = "stage",
     ) -> None:
         super().__init__()
         if len(drop_path) != depth:
             raise ValueError(f"need {depth} drop-path rates, got {len(drop_path)}")
+        if kprpe_grid not in TABLE_GRIDS:
+            raise ValueError(f"unknown kprpe_grid {kprpe_grid!r}; choose one of {TABLE_GRIDS}")
         self.rel_pos = rel_pos
+        self.kprpe_grid = kprpe_grid
+        self.grid_size = (int(grid_size[0]), int(grid_size[1]))
         shift = (window_size[0] // 2, window_size[1] // 2)
         self.blocks = nn.ModuleList(
             SwinBlock(
@@ -134,11 +146,14 @@ class SwinStage2D(nn.Module):
                 drop_path=drop_path[i],
                 rel_pos=REL_POS[rel_pos],
                 backend=backend,
+                table_grid=kprpe_grid,
             )
             for i in range(depth)
         )
+        self.window_size = self.blocks[0].window_size  # clamped to the grid
+        rpe_grid = self.grid_size if kprpe_grid == "stage" else self.window_size
         self.rpe = (
-            KeypointRPE(num_joints, grid_size, num_heads, depth, kprpe_variant, min_confidence=min_confidence)
+            KeypointRPE(num_joints, rpe_grid, num_heads, depth, kprpe_variant, min_confidence=min_confidence)
             if rel_pos == "kprpe"
             else None
         )
@@ -147,11 +162,22 @@ class SwinStage2D(nn.Module):
             self.downsample = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, out_dim, bias=False))
 
     def forward(self, x: torch.Tensor, joints: torch.Tensor | None = None) -> torch.Tensor:
-        features = self.rpe.features(joints) if self.rpe is not None else None  # (B, N, 2J) offsets
+        features: dict[tuple[int, int], torch.Tensor] = {}  # per shift: (B, N, 2J) or (B*nW, Nw, 2J) offsets
         for i, block in enumerate(self.blocks):
-            table = self.rpe.layer_table(features, i) if self.rpe is not None else None  # (B, H, N, K)
+            table = None
+            if self.rpe is not None:
+                shift = block.shift_size if self.kprpe_grid == "window" else (0, 0)
+                if shift not in features:
+                    frame = joints
+                    if self.kprpe_grid == "window":
+                        frame = window_keypoints(joints, self.grid_size, self.window_size, shift)
+                    features[shift] = self.rpe.features(frame)
+                table = self.rpe.layer_table(features[shift], i)  # (B, H, N, K) or (B*nW, H, Nw, K)
             x = block(x, table)
         return self.downsample(x)
+
+    def extra_repr(self) -> str:
+        return f"rel_pos={self.rel_pos!r}" + (f", kprpe_grid={self.kprpe_grid!r}" if self.rpe is not None else "")
 
 
 class SwinTransformer2D(nn.Module):
@@ -165,7 +191,7 @@ class SwinTransformer2D(nn.Module):
         grid_size: token grid ``(h, w)``; the input must be ``(2h, 2w)`` (2x2 patches).
         window_size: window ``(wh, ww)`` of every stage.
         drop_path_rate: stochastic depth grows linearly from 0 to this over all blocks.
-        rel_pos, kprpe_variant, num_joints, min_confidence, backend: see :class:`SwinStage2D`.
+        rel_pos, kprpe_variant, num_joints, min_confidence, backend, kprpe_grid: see :class:`SwinStage2D`.
 
     Shape:
         - x: ``(B, in_channels, 2h, 2w)``
@@ -187,6 +213,7 @@ class SwinTransformer2D(nn.Module):
         num_joints: int = 17,
         min_confidence: float = 0.0,
         backend: str = "auto",
+        kprpe_grid: str = "stage",
     ) -> None:
         super().__init__()
         if len(depths) != 2 or len(num_heads) != 2:
@@ -195,15 +222,16 @@ class SwinTransformer2D(nn.Module):
         self.num_features = 2 * embed_dim
         self.patch_embed = PatchEmbed2D(in_channels, embed_dim)
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
-        common = dict(
-            grid_size=grid_size,
-            window_size=window_size,
-            rel_pos=rel_pos,
-            kprpe_variant=kprpe_variant,
-            num_joints=num_joints,
-            min_confidence=min_confidence,
-            backend=backend,
-        )
+        common = {
+            "grid_size": grid_size,
+            "window_size": window_size,
+            "rel_pos": rel_pos,
+            "kprpe_variant": kprpe_variant,
+            "num_joints": num_joints,
+            "min_confidence": min_confidence,
+            "backend": backend,
+            "kprpe_grid": kprpe_grid,
+        }
         self.stages = nn.ModuleList(
             [
                 SwinStage2D(
@@ -228,6 +256,8 @@ class SwinGait2D(nn.Module):
         num_classes: training identities (classifier width of the BNNecks).
         rel_pos: ``"swin"`` (baseline), ``"kprpe"`` or ``"none"``.
         kprpe_variant: any key of :data:`kprpe.core.VARIANTS`.
+        kprpe_grid: ``"stage"`` (M over the 15x10 token grid, the authors' released code) or ``"window"``
+            (M the size of the 3x5 window, the paper's wording); module docstring.
         num_joints: joints per frame (17 COCO joints).
         min_confidence: joints with confidence ``<= min_confidence`` contribute nothing.
         in_channels: input channels per frame (1 for silhouettes).
@@ -277,6 +307,7 @@ class SwinGait2D(nn.Module):
         out_channels: int = 256,
         drop_path_rate: float = 0.1,
         backend: str = "auto",
+        kprpe_grid: str = "stage",
     ) -> None:
         super().__init__()
         if rel_pos not in REL_POS:
@@ -296,13 +327,16 @@ class SwinGait2D(nn.Module):
                 f"parts_num must be sum(bin_num) + 1 = {sum(bins) + 1} (OpenGait's extra detached part), "
                 f"got {parts_num}"
             )
-        self.token_grid = _pair(token_grid, "token_grid")
-        self.window_size = _pair(window_size, "window_size")
+        if kprpe_grid not in TABLE_GRIDS:
+            raise ValueError(f"unknown kprpe_grid {kprpe_grid!r}; choose one of {TABLE_GRIDS}")
+        self.token_grid = as_pair(token_grid, "token_grid", minimum=1)
+        self.window_size = as_pair(window_size, "window_size", minimum=1)
         if any(self.token_grid[0] % b for b in bins):
             raise ValueError(f"token_grid height {self.token_grid[0]} is not divisible by every bin of {bins}")
         self.num_classes = num_classes
         self.rel_pos = rel_pos
         self.kprpe_variant = kprpe_variant
+        self.kprpe_grid = kprpe_grid
         self.num_joints = num_joints
         self.in_channels = in_channels
 
@@ -325,6 +359,7 @@ class SwinGait2D(nn.Module):
             num_joints,
             min_confidence,
             backend,
+            kprpe_grid,
         )
         self.num_features = self.transformer.num_features
         self.hpp = HorizontalPoolingPyramid(bins)
@@ -361,20 +396,21 @@ class SwinGait2D(nn.Module):
             if isinstance(m, (RelPosBias, KeypointRPE)):
                 m.reset_parameters()
 
-    def param_groups(self, lr: float, weight_decay: float, stem_lr_scale: float = 0.1) -> list[dict]:
+    def param_groups(self, lr: float, weight_decay: float, stem_lr_scale: float = 1.0) -> list[dict]:
         """Optimiser groups of OpenGait's SwinGait.
 
-        * transformer norms, patch embedding, Swin bias tables and KP-RPE ``W_L`` (which produces the
-          tables that replace Swin's bias): ``lr``, no weight decay;
+        * transformer norms, patch embedding and the position encodings (Swin bias tables, KP-RPE ``W_L``:
+          the rule of :mod:`kprpe.core.decay`, shared with the ViT): ``lr``, no weight decay;
         * the rest of the transformer: ``lr``, ``weight_decay``;
-        * conv stem, SeparateFCs and BNNecks: ``stem_lr_scale * lr``, ``weight_decay``. OpenGait's 0.1
-          fits its recipe, which starts these layers from a trained DeepGaitV2; training from scratch
-          wants 1.0.
+        * conv stem, SeparateFCs and BNNecks: ``stem_lr_scale * lr``, ``weight_decay``. 1.0 (the default)
+          trains from scratch; OpenGait's 0.1 fits its recipe, which starts these layers from a trained
+          DeepGaitV2 (:mod:`kprpe_gait.nets.deepgaitv2`).
         """
+        # one pass in module order (the order older checkpoints' optimiser states were saved in)
         no_decay: list[nn.Parameter] = []
         no_decay_ids: set[int] = set()
         for name, module in self.transformer.named_modules():
-            if isinstance(module, (nn.LayerNorm, RelPosBias, KeypointRPE)) or name.startswith("patch_embed"):
+            if isinstance(module, (nn.LayerNorm, *POSITION_MODULES)) or name.startswith("patch_embed"):
                 for p in module.parameters():
                     if id(p) not in no_decay_ids:
                         no_decay_ids.add(id(p))
@@ -431,7 +467,8 @@ class SwinGait2D(nn.Module):
         x = F.interpolate(x, size=(2 * gh, 2 * gw), mode="bilinear", align_corners=True)  # (n*s, c1, 2gh, 2gw)
         frame_joints = None
         if self.rel_pos == "kprpe":
-            frame_joints = joints.reshape(n * s, *joints.shape[2:]).to(x.dtype)  # (n*s, J, 3)
+            # float32 (not x.dtype): under bf16 autocast x is bf16 and would round the joint positions
+            frame_joints = joints.reshape(n * s, *joints.shape[2:]).float()  # (n*s, J, 3)
         x = self.transformer(x, frame_joints)  # (n*s, gh, gw, C)
         return x.view(n, s, gh, gw, -1).permute(0, 1, 4, 2, 3)
 
@@ -464,5 +501,5 @@ class SwinGait2D(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"num_classes={self.num_classes}, rel_pos={self.rel_pos!r}, kprpe_variant={self.kprpe_variant!r}, "
-            f"num_joints={self.num_joints}, token_grid={self.token_grid}, window_size={self.window_size}"
+            f"kprpe_grid={self.kprpe_grid!r}, num_joints={self.num_joints}, token_grid={self.token_grid}, window_size={self.window_size}"
         )

@@ -12,7 +12,8 @@ imports nothing of OpenGait). Two ways to run OpenGait's unmodified ``main.py`` 
        kprpe-gait register --opengait-root R       # kprpe-gait unregister --opengait-root R removes it
        torchrun --nproc_per_node=4 opengait/main.py --cfgs .../swingait2d_kprpe.yaml --phase train
 
-Modules: :mod:`.models` (``SwinGait2D``, ``SwinGait2DKPRPE`` on OpenGait's ``BaseModel``; imports
+Modules: :mod:`.models` (``OpenGaitSwinGait2D``, ``OpenGaitSwinGait2DKPRPE`` on OpenGait's ``BaseModel``,
+registered as ``model: SwinGait2D`` / ``SwinGait2DKPRPE``; imports
 OpenGait), :mod:`.transforms` (``SilJointTransform``), :mod:`.inputs` (batch checks and packing),
 :mod:`.config` (strict config keys), :mod:`.registry` (names set on OpenGait's registries),
 :mod:`.runtime` (locating and importing a clone), :mod:`.launcher`, :mod:`.shim`, :mod:`.cpu`
@@ -24,11 +25,18 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["SwinGait2D", "SwinGait2DKPRPE", "launch", "register_shim", "run_opengait_demo", "unregister_shim"]
+__all__ = [
+    "OpenGaitSwinGait2D",
+    "OpenGaitSwinGait2DKPRPE",
+    "launch",
+    "register_shim",
+    "run_opengait_demo",
+    "unregister_shim",
+]
 
 _LAZY = {
-    "SwinGait2D": (".models", "SwinGait2D"),  # needs OpenGait on sys.path
-    "SwinGait2DKPRPE": (".models", "SwinGait2DKPRPE"),
+    "OpenGaitSwinGait2D": (".models", "OpenGaitSwinGait2D"),  # needs OpenGait on sys.path
+    "OpenGaitSwinGait2DKPRPE": (".models", "OpenGaitSwinGait2DKPRPE"),
     "launch": (".launcher", "launch"),
     "register_shim": (".shim", "register"),
     "unregister_shim": (".shim", "unregister"),

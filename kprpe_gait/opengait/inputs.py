@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from kprpe_gait.inputs import check_sequence, zero_missing_joints
+
 __all__ = ["SeqTransform", "joint_overlay", "prepare_batch", "sequence_names", "split_packed"]
 
 #: ``(sils (T, H, W), joints (T, J, 3) | None) -> (sils (T, h, w) float in [0, 1], joints (T, J, 3) in [0, 1] | None)``
@@ -31,40 +33,14 @@ def split_packed(array: np.ndarray, lengths: Sequence[int], what: str) -> list[n
 
 def _check_sequence(sils: np.ndarray, joints: np.ndarray | None, num_joints: int, name: str) -> None:
     sils, joints = np.asarray(sils), None if joints is None else np.asarray(joints)
-    if sils.ndim != 3:
-        raise ValueError(f"{name}: silhouettes must be (T, H, W), got shape {sils.shape}")
-    if sils.shape[-1] == 3 and sils.shape[-2] == num_joints:
+    if sils.ndim == 3 and sils.shape[-1] == 3 and sils.shape[-2] == num_joints:
         raise ValueError(
             f"{name}: modality 0 has shape {sils.shape}, which looks like joints; silhouettes must come "
             "first (pickles are loaded sorted by name: 00-sils.pkl, 01-joints.pkl)"
         )
-    if joints is None:
-        return
-    if joints.ndim != 3 or joints.shape[-1] != 3:
-        raise ValueError(f"{name}: joints must be (T, J, 3) as (x, y, confidence), got shape {joints.shape}")
-    if joints.shape[1] != num_joints:
+    check_sequence(sils, joints, name)
+    if joints is not None and joints.shape[1] != num_joints:
         raise ValueError(f"{name}: the model expects {num_joints} joints per frame, the data has {joints.shape[1]}")
-    if len(joints) != len(sils):
-        raise ValueError(f"{name}: frame counts differ: {len(sils)} silhouettes vs {len(joints)} joint frames")
-    conf = joints[..., 2]
-    if not np.isfinite(conf).all():
-        raise ValueError(f"{name}: joint confidences contain NaN/inf (use 0 for a missing joint)")
-    bad = (conf > 0) & ~np.isfinite(joints[..., :2]).all(-1)
-    if bad.any():
-        t, j = np.argwhere(bad)[0]
-        raise ValueError(
-            f"{name}: {int(bad.sum())} joints have confidence > 0 but NaN/inf coordinates "
-            f"(first: frame {t}, joint {j}); set their confidence to 0 to mark them missing"
-        )
-
-
-def _clean_missing(joints: np.ndarray) -> np.ndarray:
-    """Zero the coordinates of missing joints (confidence <= 0), which the format allows to be NaN."""
-    joints = np.array(joints, dtype=np.float32, copy=True)
-    missing = joints[..., 2] <= 0
-    joints[missing, :2] = 0.0
-    joints[missing, 2] = 0.0
-    return joints
 
 
 def prepare_batch(
@@ -126,7 +102,7 @@ def prepare_batch(
         sils_t, joints_t = transform(np.asarray(sils), None if joints is None else np.asarray(joints))
         out_sils.append(np.asarray(sils_t, dtype=np.float32))
         if joints_t is not None:
-            out_joints.append(_clean_missing(joints_t))
+            out_joints.append(zero_missing_joints(joints_t))  # whatever the transform, as network_inputs does
 
     if lengths is None:
         sils_np = np.stack(out_sils)

@@ -7,6 +7,7 @@ other relative paths, including those inside the config, are OpenGait's: relativ
     torchrun --nproc_per_node=4 -m kprpe_gait.opengait.launcher --opengait-root R -- \\
         --cfgs configs/gait3d/swingait2d_kprpe.yaml --phase train
     kprpe-gait launch --opengait-root R --cpu -- --cfgs configs/gait3d/synthgait_smoke_kprpe.yaml --phase train
+    kprpe-gait launch --opengait-root R --shim --cpu -- --cfgs ... --phase test   # the shim path, no GPU
 
 In every process (``torchrun`` starts one per GPU) the launcher puts ``R/opengait`` first on
 ``sys.path``, changes into ``R``, imports ``modeling.models``, ``data.transform`` and
@@ -15,7 +16,10 @@ runs ``R/opengait/main.py`` as ``__main__`` with the arguments after ``--``. Sta
 ``torchrun``, it sets the variables ``torchrun`` would for a single process (``RANK=0``,
 ``WORLD_SIZE=1``, ``LOCAL_RANK=0``, ``MASTER_ADDR=127.0.0.1``, a free ``MASTER_PORT``).
 ``--cpu`` additionally applies the patches of :mod:`kprpe_gait.opengait.cpu` (gloo, no CUDA calls);
-without it nothing in ``torch`` or OpenGait is patched.
+without it nothing in ``torch`` or OpenGait is patched. ``--shim`` registers nothing itself: the shim
+written by ``kprpe-gait register`` does, while OpenGait imports its models, exactly as with OpenGait's own
+``torchrun opengait/main.py`` command. That command needs GPUs (``main.py`` hard-codes NCCL and CUDA);
+``--shim --cpu`` is the shim path on a machine without one.
 """
 
 from __future__ import annotations
@@ -81,6 +85,7 @@ def launch(
     opengait_root: str | os.PathLike[str],
     main_args: Sequence[str],
     cpu: bool = False,
+    shim: bool = False,
 ) -> int:
     """Run ``<opengait_root>/opengait/main.py main_args`` in this process with the plugin registered.
 
@@ -91,13 +96,22 @@ def launch(
         opengait_root: an OpenGait clone (the folder holding ``opengait/main.py``).
         main_args: ``main.py``'s arguments, e.g. ``["--cfgs", "x.yaml", "--phase", "train"]``.
         cpu: run without a GPU (see :mod:`kprpe_gait.opengait.cpu`).
+        shim: leave registration to the shim installed by ``kprpe-gait register`` (which must be there).
 
     Returns:
         0 (errors raise).
     """
     from . import registry, runtime
+    from . import shim as shim_file
 
     root = runtime.resolve_root(opengait_root)
+    if shim and not shim_file.is_registered(root):
+        raise RuntimeError(f"--shim: no shim in {root}; install it with 'kprpe-gait register --opengait-root {root}'")
+    if shim and not shim_file.is_current(root):
+        raise RuntimeError(
+            f"--shim: the shim in {root} was written by another version of kprpe_gait; "
+            f"rewrite it with 'kprpe-gait register --opengait-root {root}'"
+        )
     if not any(a == "--cfgs" or a.startswith("--cfgs=") for a in main_args):
         raise ValueError("main.py arguments must name a config: add '-- --cfgs CONFIG.yaml --phase train|test'")
     caller_cwd = Path.cwd()
@@ -114,7 +128,8 @@ def launch(
     single_process_env()
     runtime.activate(root)
     os.chdir(root)
-    registry.register()
+    if not shim:
+        registry.register()
 
     main_py = root / "opengait" / "main.py"
     sys.argv = [str(main_py), *main_args]
@@ -134,6 +149,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="OpenGait clone: the folder holding opengait/main.py, configs/, datasets/")
     parser.add_argument("--cpu", action="store_true",
                         help="run without a GPU: gloo process group, no CUDA calls (smoke tests, laptops)")
+    parser.add_argument("--shim", action="store_true",
+                        help="register nothing here: rely on the shim of 'kprpe-gait register', as OpenGait's own "
+                             "command does (with --cpu: that path without a GPU)")
     # the deprecated torch.distributed.launch passes --local-rank=N to the script; main.py's default is fine
     parser.add_argument("--local-rank", "--local_rank", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("main_args", nargs=argparse.REMAINDER,
@@ -144,11 +162,12 @@ def run(args: argparse.Namespace) -> int:
     main_args = list(args.main_args)
     if main_args[:1] == ["--"]:
         main_args = main_args[1:]
-    return launch(args.opengait_root, main_args, cpu=args.cpu)
+    return launch(args.opengait_root, main_args, cpu=args.cpu, shim=args.shim)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m kprpe_gait.opengait.launcher", description=__doc__.splitlines()[0])
+    description = "Run OpenGait's own main.py with this plugin registered (as 'kprpe-gait launch')."
+    parser = argparse.ArgumentParser(prog="python -m kprpe_gait.opengait.launcher", description=description)
     add_arguments(parser)
     return run(parser.parse_args(sys.argv[1:] if argv is None else list(argv)))
 

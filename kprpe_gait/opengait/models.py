@@ -13,8 +13,9 @@ What the classes change in OpenGait's ``BaseModel``:
 * ``init_parameters``: the network's own init (OpenGait's SwinGait init, KP-RPE ``W_L`` kept at
   zero) instead of OpenGait's generic xavier pass;
 * ``get_optimizer`` / ``get_scheduler``: the network's parameter groups (no weight decay on norms,
-  patch embedding, bias tables and ``W_L``; 0.1x lr on the conv stem, FCs and BNNecks), and strict
-  keys for the solver and the scheduler;
+  patch embedding, bias tables and ``W_L``; ``optimizer_cfg.stem_lr_scale`` x lr on the conv stem,
+  FCs and BNNecks: 1.0 by default, for training from scratch, 0.1 where a config restores a trained
+  DeepGaitV2 stem as OpenGait's SwinGait recipe does), and strict keys for the solver and the scheduler;
 * ``inputs_pretreament``: silhouettes and joints transformed *together* per sequence, checked
   (frame counts, joint count, NaN), moved to the model's device without ``.cuda()``;
 * ``forward``: OpenGait's dict (``triplet`` / ``softmax`` training features, ``embeddings`` for
@@ -46,7 +47,7 @@ from .config import check_keys, constructor_keys, load_opengait_defaults
 from .inputs import joint_overlay, prepare_batch, sequence_names
 from .transforms import SilJointTransform, check_transform_cfg
 
-__all__ = ["SwinGait2D", "SwinGait2DKPRPE"]
+__all__ = ["OpenGaitSwinGait2D", "OpenGaitSwinGait2DKPRPE"]
 
 
 def _ensure_transform_registered() -> None:
@@ -65,8 +66,9 @@ def _lookup(module: Any, name: Any, base: type, key: str) -> type:
     raise ValueError(f"{key} {name!r} is not a {base.__name__} of {module.__name__}")
 
 
-class SwinGait2D(BaseModel):
-    """SwinGait-2D (OpenGait's SwinGait with 2D convolutions and spatial windows), Swin's window bias.
+class OpenGaitSwinGait2D(BaseModel):
+    """The OpenGait model (``BaseModel``) around the :class:`kprpe_gait.nets.SwinGait2D` network, registered as
+    ``model: SwinGait2D``; Swin's window bias unless ``model_cfg.rel_pos`` says otherwise.
 
     ``model_cfg`` schema: :mod:`kprpe_gait.nets.build`; ``rel_pos`` may be ``swin`` (default),
     ``kprpe`` or ``none``. Joints are read and augmented with the silhouettes whenever
@@ -99,17 +101,21 @@ class SwinGait2D(BaseModel):
         self.net.reset_parameters()
 
     def get_optimizer(self, optimizer_cfg: dict) -> optim.Optimizer:
-        self.msg_mgr.log_info(optimizer_cfg)
         cfg = dict(optimizer_cfg)
         solver = cfg.pop("solver", None)
+        stem_lr_scale = float(cfg.pop("stem_lr_scale", 1.0))  # ours, not the optimiser's (param_groups)
         Optimizer = _lookup(optim, solver, optim.Optimizer, "optimizer_cfg.solver")
         inherited = load_opengait_defaults().get("optimizer_cfg", {})
-        kwargs = check_keys(f"optimizer_cfg ({solver})", cfg, constructor_keys(Optimizer, ("self", "params")), inherited)
+        kwargs = check_keys(
+            f"optimizer_cfg ({solver})", cfg, constructor_keys(Optimizer, ("self", "params")), inherited
+        )
         if "lr" not in kwargs:
             raise ValueError("optimizer_cfg needs lr")
+        # log what applies, not OpenGait's merged defaults (momentum under AdamW reads as if it were used)
+        self.msg_mgr.log_info({"solver": solver, **kwargs, "stem_lr_scale": stem_lr_scale})
         lr = float(kwargs.pop("lr"))
         weight_decay = float(kwargs.pop("weight_decay", 0.0))
-        groups = self.net.param_groups(lr, weight_decay)
+        groups = self.net.param_groups(lr, weight_decay, stem_lr_scale)
         grouped = {id(p) for g in groups for p in g["params"]}
         missing = [n for n, p in self.named_parameters() if p.requires_grad and id(p) not in grouped]
         if missing:
@@ -117,12 +123,14 @@ class SwinGait2D(BaseModel):
         return Optimizer(groups, lr=lr, weight_decay=weight_decay, **kwargs)
 
     def get_scheduler(self, scheduler_cfg: dict) -> Any:
-        self.msg_mgr.log_info(scheduler_cfg)
         cfg = dict(scheduler_cfg)
         name = cfg.pop("scheduler", None)
         Scheduler = _lookup(optim.lr_scheduler, name, optim.lr_scheduler.LRScheduler, "scheduler_cfg.scheduler")
         inherited = load_opengait_defaults().get("scheduler_cfg", {})
-        kwargs = check_keys(f"scheduler_cfg ({name})", cfg, constructor_keys(Scheduler, ("self", "optimizer")), inherited)
+        kwargs = check_keys(
+            f"scheduler_cfg ({name})", cfg, constructor_keys(Scheduler, ("self", "optimizer")), inherited
+        )
+        self.msg_mgr.log_info({"scheduler": name, **kwargs})  # not the inherited MultiStepLR milestones
         return Scheduler(self.optimizer, **kwargs)
 
     # ------------------------------------------------------------------ data
@@ -173,8 +181,8 @@ class SwinGait2D(BaseModel):
         }
 
 
-class SwinGait2DKPRPE(SwinGait2D):
-    """SwinGait-2D with window KP-RPE from the 17 COCO joints of each frame (``rel_pos: kprpe``).
+class OpenGaitSwinGait2DKPRPE(OpenGaitSwinGait2D):
+    """Registered as ``model: SwinGait2DKPRPE``: SwinGait-2D with window KP-RPE from the 17 COCO joints of each frame (``rel_pos: kprpe``).
 
     Needs ``data_cfg.data_in_use: [true, true]`` (``00-sils.pkl`` and ``01-joints.pkl``).
     """

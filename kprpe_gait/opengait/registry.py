@@ -4,7 +4,8 @@ OpenGait looks classes and functions up by the names in a config, at call time:
 ``model_cfg.model`` in ``modeling.models``, ``transform[].type`` in ``data.transform`` and
 ``evaluator_cfg.eval_func`` in ``evaluation.evaluator``. :func:`register` sets our names there:
 
-* models ``SwinGait2D`` and ``SwinGait2DKPRPE`` (:mod:`kprpe_gait.opengait.models`);
+* models ``SwinGait2D`` and ``SwinGait2DKPRPE``, the config names of ``OpenGaitSwinGait2D`` and
+  ``OpenGaitSwinGait2DKPRPE`` (:mod:`kprpe_gait.opengait.models`);
 * the transform ``SilJointTransform`` (:mod:`kprpe_gait.opengait.transforms`), silhouettes and
   joints augmented together;
 * the evaluator ``evaluate_Gait3D_KPRPE`` (:func:`kprpe_gait.eval.evaluate_gait3d`): OpenGait's
@@ -30,6 +31,7 @@ from .runtime import import_opengait
 
 __all__ = [
     "EVALUATOR_NAME",
+    "MODEL_CLASSES",
     "MODEL_NAMES",
     "TRANSFORM_NAMES",
     "evaluate_Gait3D_KPRPE",
@@ -37,7 +39,9 @@ __all__ = [
     "write_json_atomic",
 ]
 
-MODEL_NAMES = ("SwinGait2D", "SwinGait2DKPRPE")
+#: ``model_cfg.model`` name -> the OpenGait model class in :mod:`kprpe_gait.opengait.models`
+MODEL_CLASSES = {"SwinGait2D": "OpenGaitSwinGait2D", "SwinGait2DKPRPE": "OpenGaitSwinGait2DKPRPE"}
+MODEL_NAMES = tuple(MODEL_CLASSES)
 TRANSFORM_NAMES = ("SilJointTransform",)
 EVALUATOR_NAME = "evaluate_Gait3D_KPRPE"
 
@@ -51,8 +55,8 @@ def register() -> dict[str, list[str]]:
     from . import models, transforms  # imports OpenGait's BaseModel: only after activate()
 
     registries = import_opengait()
-    for name in MODEL_NAMES:
-        setattr(registries.models, name, getattr(models, name))
+    for name, cls in MODEL_CLASSES.items():
+        setattr(registries.models, name, getattr(models, cls))
     for name in TRANSFORM_NAMES:
         setattr(registries.transform, name, getattr(transforms, name))
     setattr(registries.evaluator, EVALUATOR_NAME, evaluate_Gait3D_KPRPE)

@@ -23,7 +23,17 @@ from kprpe.io import atomic_write_text
 
 from .runtime import resolve_root
 
-__all__ = ["MARKER", "SHIM_NAME", "add_arguments_for", "is_registered", "register", "run", "shim_path", "unregister"]
+__all__ = [
+    "MARKER",
+    "SHIM_NAME",
+    "add_arguments_for",
+    "is_current",
+    "is_registered",
+    "register",
+    "run",
+    "shim_path",
+    "unregister",
+]
 
 SHIM_NAME = "kprpe_gait_plugin.py"
 MARKER = "# kprpe-gait shim: written by 'kprpe-gait register', removed by 'kprpe-gait unregister'"
@@ -39,7 +49,9 @@ except ModuleNotFoundError as _err:  # kprpe_gait is not installed in this inter
 
     _warnings.warn(f"{{__file__}}: kprpe_gait is not importable here ({{_err}}); its models are unavailable")
 else:
-    from kprpe_gait.opengait.models import SwinGait2D, SwinGait2DKPRPE  # noqa: F401  (collected by OpenGait)
+    # the config names (model: SwinGait2D | SwinGait2DKPRPE), which OpenGait collects from this module
+    from kprpe_gait.opengait.models import OpenGaitSwinGait2D as SwinGait2D  # noqa: F401
+    from kprpe_gait.opengait.models import OpenGaitSwinGait2DKPRPE as SwinGait2DKPRPE  # noqa: F401
 
     _kprpe_registry.register()
 '''
@@ -62,6 +74,12 @@ def is_registered(opengait_root: str | os.PathLike[str]) -> bool:
     """Whether our shim is installed in ``opengait_root``."""
     path = shim_path(opengait_root)
     return path.is_file() and _is_ours(path)
+
+
+def is_current(opengait_root: str | os.PathLike[str]) -> bool:
+    """Whether the installed shim is this version's (an older one may import names that moved)."""
+    path = shim_path(opengait_root)
+    return is_registered(opengait_root) and path.read_text(encoding="utf-8") == SHIM_SOURCE
 
 
 def register(opengait_root: str | os.PathLike[str]) -> Path:
@@ -95,16 +113,19 @@ def unregister(opengait_root: str | os.PathLike[str]) -> list[Path]:
 
 def add_arguments_for(name: str, parser: argparse.ArgumentParser) -> None:
     """Arguments of ``kprpe-gait register`` and ``kprpe-gait unregister``."""
-    parser.add_argument("--opengait-root", required=True, type=Path,
-                        help="OpenGait clone: the folder holding opengait/main.py")
+    parser.add_argument(
+        "--opengait-root", required=True, type=Path, help="OpenGait clone: the folder holding opengait/main.py"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "register":
         path = register(args.opengait_root)
         print(f"registered: {path}")
-        print(f"run from {resolve_root(args.opengait_root)}: "
-              "torchrun --nproc_per_node=N opengait/main.py --cfgs CONFIG.yaml --phase train")
+        print(
+            f"run from {resolve_root(args.opengait_root)}: "
+            "torchrun --nproc_per_node=N opengait/main.py --cfgs CONFIG.yaml --phase train"
+        )
     elif args.command == "unregister":
         removed = unregister(args.opengait_root)
         print("removed: " + ", ".join(map(str, removed)) if removed else "nothing to remove: no shim installed")

@@ -3,15 +3,12 @@
 OpenGait builds transforms from config entries (``- type: SilJointTransform`` plus keyword options)
 and applies one per modality, independently. The plugin's models instead call this transform once
 per sequence with both modalities (see :mod:`kprpe_gait.opengait.inputs`), so that one random draw
-moves silhouettes and joints alike. Per sequence:
-
-1. one draw of :class:`kprpe_gait.transforms.JointAugment` on the stored frame (64x64):
-   perspective (OpenGait's ``RandomPerspective``), affine, horizontal flip (joints mirrored and
-   swapped left/right), rotation; silhouettes resampled once;
-2. OpenGait's side cut (``cutting`` columns per side; default ``W // 64 * 10``: 64 -> 44), joints
-   shifted with it (:func:`kprpe_gait.transforms.cut_sides`);
-3. silhouettes divided by 255, joints normalised to ``[0, 1]`` of the cut frame
-   (:func:`kprpe_gait.transforms.normalize_joints`).
+moves silhouettes and joints alike. Per sequence it runs the project's one input pipeline, :func:`kprpe_gait.inputs.network_inputs` (the
+compact trainer's too): checks, one draw of :class:`kprpe_gait.transforms.JointAugment` on the stored
+frame (perspective as OpenGait's ``RandomPerspective``, affine, horizontal flip with left/right joints
+swapped, rotation), OpenGait's side cut (``cutting`` columns per side; default ``W // 64 * 10``: 64 -> 44)
+applied to the joints as well, silhouettes / 255, joints normalised to ``[0, 1]`` of the cut frame and
+missing joints zeroed.
 
 With every probability at 0 (the defaults) it is the evaluation transform: cut and normalise only.
 Random draws come from a generator seeded from ``numpy.random`` when the transform is built, which
@@ -24,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from kprpe_gait.transforms import JointAugment, cut_sides, normalize_joints, warp_sequence
+from kprpe_gait.inputs import network_inputs
+from kprpe_gait.transforms import JointAugment
 
 from .config import check_keys, constructor_keys
 
@@ -68,20 +66,7 @@ class SilJointTransform:
         self.rng = np.random.default_rng(np.random.randint(0, 2**31 - 1) if seed is None else seed)
 
     def __call__(self, sils: np.ndarray, joints: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-        sils = np.asarray(sils)
-        if sils.ndim != 3:
-            raise ValueError(f"silhouettes must have shape (T, H, W), got {sils.shape}")
-        params = self.augment.sample(*sils.shape[1:], rng=self.rng)
-        if joints is None:
-            moved = sils.astype(np.float32) if params.is_identity else warp_sequence(sils, params.matrix)
-            moved_joints = None
-        else:
-            moved, moved_joints = self.augment.apply(sils, joints, params)
-        cut, cut_joints = cut_sides(moved, moved_joints, self.cutting)
-        out = np.ascontiguousarray(cut, dtype=np.float32) / 255.0
-        if cut_joints is None:
-            return out, None
-        return out, normalize_joints(cut_joints, *out.shape[1:]).astype(np.float32)
+        return network_inputs(sils, joints, self.cutting, self.augment, self.rng)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(cutting={self.cutting}, augment={self.augment!r})"

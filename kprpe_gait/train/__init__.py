@@ -10,9 +10,11 @@ Small enough to read in one sitting and to run SwinGait-2D on a CPU (``kprpe-gai
 """
 
 from kprpe.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from kprpe_gait.inputs import network_inputs
+
 from .dataset import GaitDataset, SequenceKey, read_partition
 from .features import extract_features
-from .inputs import network_inputs, stack_batch
+from .inputs import stack_batch
 from .losses import CrossEntropyLoss, TripletLoss, part_distances
 from .sampling import TripletSampler, sample_ordered_frames
 from .trainer import OPENGAIT_AUGMENT, TrainConfig, Trainer

@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from kprpe_gait.inputs import network_inputs
 from kprpe_gait.nets import SwinGait2D
 
 from .dataset import GaitDataset, read_partition
-from .inputs import network_inputs
 
 __all__ = ["extract_features"]
 
@@ -31,7 +31,7 @@ def extract_features(
     split: str = "TEST_SET",
     max_frames: int = 720,
     batch_frames: int = 720,
-    cut: int = 0,
+    cut: int = 10,
     device: torch.device | str | None = None,
     progress: bool = True,
 ) -> dict[str, object]:
@@ -79,7 +79,7 @@ def extract_features(
     try:
         for index in tqdm(range(len(dataset)), desc="features", disable=not progress, dynamic_ncols=True):
             sils, joints = dataset.load(index)
-            sequence = network_inputs(sils[:max_frames], joints[:max_frames], cut=cut)
+            sequence = network_inputs(sils[:max_frames], joints[:max_frames], cut=cut, name=str(dataset.folder(index)))
             if pending and sum(len(s) for s, _ in pending) + len(sequence[0]) > batch_frames:
                 flush()
             pending.append(sequence)

@@ -21,6 +21,7 @@ scheduler, every random generator), so an interrupted run ends exactly where an 
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,16 +29,19 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 from tqdm.auto import tqdm
 
 from kprpe.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
 from kprpe.config import check_keys
+from kprpe_gait.inputs import network_inputs
 from kprpe_gait.nets import SwinGait2D
 from kprpe_gait.transforms import JointAugment
 
 from .dataset import GaitDataset, read_partition
-from .inputs import network_inputs, stack_batch
+from .inputs import stack_batch
 from .losses import CrossEntropyLoss, TripletLoss
+from .recipe import recipe_from_opengait
 from .sampling import TripletSampler, sample_ordered_frames
 
 __all__ = ["OPENGAIT_AUGMENT", "TrainConfig", "Trainer"]
@@ -48,7 +52,11 @@ OPENGAIT_AUGMENT: dict[str, Any] = {"perspective_prob": 0.2, "flip_prob": 0.2, "
 
 @dataclass
 class TrainConfig:
-    """Settings of a compact training run (defaults: the paper's SwinGait-2D recipe where it applies).
+    """Settings of a compact training run.
+
+    The recipe defaults are those of ``configs/gait3d/swingait2d_kprpe.yaml`` (the paper's Gait3D recipe,
+    trained from scratch; tested equal); :meth:`from_opengait` runs any OpenGait SwinGait-2D config's
+    recipe instead (:mod:`kprpe_gait.train.recipe`).
 
     Attributes:
         dataset_root: OpenGait pickle root (``<id>/<type>/<view>/``).
@@ -59,12 +67,13 @@ class TrainConfig:
         batch_size: ``(P identities, K sequences)``.
         frames, frames_skip: OpenGait's ``frames_num_fixed`` and ``frames_skip_num``.
         lr, weight_decay: AdamW.
-        stem_lr_scale: learning-rate factor of the conv stem, SeparateFCs and BNNecks (OpenGait's 0.1
-            assumes they start from a trained DeepGaitV2; 1.0 for training from scratch).
+        stem_lr_scale: learning-rate factor of the conv stem, SeparateFCs and BNNecks (1.0 from scratch;
+            OpenGait's 0.1 is for a stem and heads restored from a trained DeepGaitV2).
         sgdr_cycle, sgdr_mult, min_lr: ``CosineAnnealingWarmRestarts(T_0, T_mult, eta_min)`` in iterations.
         margin, ce_scale, label_smoothing: losses.
         augment: keyword arguments of :class:`~kprpe_gait.transforms.JointAugment` (``{}``: none).
-        cut: columns cut from each side of the frame after augmentation (10: OpenGait's 64 -> 44).
+        cut: columns cut from each side of the frame after augmentation (10: OpenGait's 64 -> 44, which keeps
+            the 3:2 aspect of the 30x20 map the stem output is resized to).
         log_every, save_every: TensorBoard / checkpoint period in iterations.
         seed: seeds the initialisation and every random draw.
         device: ``"cpu"``, ``"cuda"``, ...
@@ -83,15 +92,15 @@ class TrainConfig:
     frames_skip: int = 4
     lr: float = 3e-4
     weight_decay: float = 0.02
-    stem_lr_scale: float = 0.1
-    sgdr_cycle: int = 10000
-    sgdr_mult: int = 1
+    stem_lr_scale: float = 1.0
+    sgdr_cycle: int = 20000
+    sgdr_mult: int = 2
     min_lr: float = 1e-6
     margin: float = 0.2
     ce_scale: float = 16.0
     label_smoothing: float = 0.1
     augment: dict[str, Any] = field(default_factory=lambda: dict(OPENGAIT_AUGMENT))
-    cut: int = 0
+    cut: int = 10
     log_every: int = 10
     save_every: int = 1000
     seed: int = 0
@@ -114,6 +123,17 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Strict: an unknown key is an error that names it."""
         return cls(**check_keys("TrainConfig", data, (f.name for f in dataclasses.fields(cls))))
+
+    @classmethod
+    def from_opengait(
+        cls, path: str | os.PathLike[str], dataset_root: str, partition: str, out_dir: str, **overrides: Any
+    ) -> TrainConfig:
+        """The recipe of an OpenGait SwinGait-2D config (:func:`~kprpe_gait.train.recipe.recipe_from_opengait`),
+        with these paths; ``overrides`` replace any field (e.g. ``iterations``, ``device``)."""
+        with open(path) as f:
+            recipe = recipe_from_opengait(yaml.safe_load(f))
+        fields = {**recipe, "dataset_root": dataset_root, "partition": partition, "out_dir": out_dir, **overrides}
+        return cls.from_dict(fields)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -221,7 +241,8 @@ class Trainer:
         for index in indices:
             sils, joints = self.dataset.load(index)
             frames = sample_ordered_frames(len(sils), cfg.frames, cfg.frames_skip, self.rng)
-            sequences.append(network_inputs(sils[frames], joints[frames], cfg.cut, self.augment, self.rng))
+            name = str(self.dataset.folder(index))
+            sequences.append(network_inputs(sils[frames], joints[frames], cfg.cut, self.augment, self.rng, name))
         sils, joints = stack_batch(sequences, self.device)
         labels = torch.tensor([self.dataset.label_index[self.dataset.labels[i]] for i in indices], device=self.device)
         return sils, joints, labels

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from kprpe.core import Block, KeypointRPE, VisionTransformer
+from kprpe.core.decay import position_parameter_names
 
 CONFIGS = [
     dict(pos_embed="learned", rpe="none"),
@@ -130,3 +131,11 @@ def test_block_exports_to_onnx_and_runs_in_onnxruntime(tmp_path, backend, dynamo
         (y,) = session.run(None, {"x": x_in.numpy(), "keypoints": kp_in.numpy()})
         with torch.no_grad():
             torch.testing.assert_close(torch.from_numpy(y), model(x_in, kp_in), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("hidden_dim", [None, 8])
+def test_kprpe_w_l_is_not_weight_decayed_like_every_position_table(hidden_dim):
+    vit = small_vit(rpe="kprpe", kprpe_hidden_dim=hidden_dim)
+    kprpe_names = {f"kprpe.{n}" for n, _ in vit.kprpe.named_parameters()}
+    assert "kprpe.proj.weight" in kprpe_names and kprpe_names <= vit.no_weight_decay()
+    assert kprpe_names == position_parameter_names(vit)

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from kprpe_gait import cli, demo
 
@@ -72,3 +73,16 @@ def test_opengait_root_delegates_to_the_plugin(tmp_path, monkeypatch, capsys):
 def test_bad_arguments():
     with pytest.raises(SystemExit, match="--iters must be >= 1"):
         cli.main(["demo", "--quick", "--iters", "0"])
+
+
+def test_kprpe_only_with_the_window_grid(tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", "--quick", "--out", str(out), "--no-progress", "--models", "kprpe", "--kprpe-grid", "window"]
+    assert cli.main(args) == 0
+    summary = json.loads((out / "results.json").read_text())
+    assert set(summary["results"]) == {"kprpe"} and summary["preset"]["kprpe_grid"] == "window"
+    checkpoint = torch.load(out / "runs" / "kprpe-window" / "checkpoints" / "iter-00003.pt", weights_only=False)
+    assert checkpoint["config"]["model"]["kprpe_grid"] == "window"
+    assert not (out / "runs" / "swin").exists()
+    with pytest.raises(SystemExit, match="--models"):
+        cli.main(["demo", "--quick", "--models", "vit"])

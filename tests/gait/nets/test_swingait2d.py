@@ -6,7 +6,7 @@ import torch
 from kprpe.core import KeypointRPE, RelPosBias
 from kprpe_gait.nets import SwinGait2D, SwinStage2D
 
-SMALL = dict(channels=(8, 16), layers=(1, 1, 2, 2), embed_dim=16, num_heads=(2, 4), out_channels=16)
+SMALL = {"channels": (8, 16), "layers": (1, 1, 2, 2), "embed_dim": 16, "num_heads": (2, 4), "out_channels": 16}
 
 
 def small_net(rel_pos: str = "swin", num_classes: int = 5, **kw) -> SwinGait2D:
@@ -198,7 +198,8 @@ def test_swin_and_none_ignore_joints():
 
 def test_param_groups_cover_every_parameter_once_with_opengait_rules():
     net = small_net("kprpe")
-    groups = net.param_groups(lr=1e-3, weight_decay=0.02)
+    assert {g["name"]: g["lr"] for g in net.param_groups(lr=1e-3, weight_decay=0.02)}["stem_and_heads"] == 1e-3
+    groups = net.param_groups(lr=1e-3, weight_decay=0.02, stem_lr_scale=0.1)
     seen = [id(p) for g in groups for p in g["params"]]
     assert sorted(seen) == sorted(id(p) for p in net.parameters())
     by_name = {g["name"]: g for g in groups}
@@ -236,3 +237,131 @@ def test_reset_parameters_follows_opengait_init_and_rezeroes_kprpe():
     conv = net.layer1[0].conv1.weight
     bound = math.sqrt(6.0 / (conv.shape[1] * 9 + conv.shape[0] * 9))
     assert conv.abs().max() <= bound
+
+
+def _loop_stage_tables(stage: SwinStage2D, joints: torch.Tensor) -> list[torch.Tensor]:
+    """Each block's table re-derived token by token from W_L and the joints, in the block's frame.
+
+    stage grid: one row per stage token, offsets (token centre - joint) in [0, 1] of the stage grid;
+    window grid: one row per (window, window-local cell), offsets (local cell centre - joint in the
+    window's frame), the window's frame being its top-left token in the unrolled map and its size.
+    """
+    rpe, (h, w), (wh, ww) = stage.rpe, stage.grid_size, stage.window_size
+    heads, k = rpe.num_heads, rpe.num_buckets
+    hp, wp = h + (-h) % wh, w + (-w) % ww
+    tables = []
+    for layer, block in enumerate(stage.blocks):
+        cols = layer * heads * k if rpe.per_layer else 0
+        weight, bias = rpe.proj.weight[cols : cols + heads * k], rpe.proj.bias[cols : cols + heads * k]
+        rows = []
+        for b in range(joints.shape[0]):
+            if stage.kprpe_grid == "stage":
+                points = [((c + 0.5) / w, (r + 0.5) / h, 0.0, 0.0) for r in range(h) for c in range(w)]
+            else:
+                sh, sw = block.shift_size
+                points = [
+                    ((e + 0.5) / ww, (a + 0.5) / wh, r0 + sh, c0 + sw)
+                    for r0 in range(0, hp, wh) for c0 in range(0, wp, ww) for a in range(wh) for e in range(ww)
+                ]  # fmt: skip
+            for x, y, top, left in points:
+                offsets = []
+                for jx, jy, conf in joints[b].tolist():
+                    if stage.kprpe_grid == "window":
+                        jx, jy = (jx * w - left) / ww, (jy * h - top) / wh
+                    offsets += [x - jx, y - jy] if conf > 0 else [0.0, 0.0]
+                rows.append(weight @ torch.tensor(offsets) + bias)
+        queries = h * w if stage.kprpe_grid == "stage" else wh * ww
+        per_window = torch.stack(rows).view(-1, queries, heads, k).permute(0, 2, 1, 3)
+        tables.append(per_window)
+    return tables
+
+
+@pytest.mark.parametrize("grid_name", ["stage", "window"])
+@pytest.mark.parametrize("grid", [(15, 10), (5, 7)])
+def test_stage_tables_match_a_token_level_rederivation(grid_name, grid):
+    torch.manual_seed(0)
+    stage = SwinStage2D(8, 2, 2, grid, (3, 5), [0.0] * 2, rel_pos="kprpe", kprpe_grid=grid_name, backend="reference")
+    with torch.no_grad():
+        stage.rpe.proj.weight.normal_()
+        stage.rpe.proj.bias.normal_()
+    joints = torch.rand(2, 17, 3)
+    joints[1, 3, 2] = 0.0  # a missing joint contributes nothing
+    seen = []
+    for block in stage.blocks:
+        block.register_forward_pre_hook(lambda module, args: seen.append(args[1]))
+    with torch.no_grad():
+        stage(torch.randn(2, *grid, 8), joints)
+    expected = _loop_stage_tables(stage, joints)
+    assert [t.shape for t in seen] == [t.shape for t in expected]
+    for got, want in zip(seen, expected):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    if grid_name == "window":
+        assert stage.rpe.grid_size == (3, 5) and seen[0].shape[0] == 2 * (-(-grid[0] // 3)) * (-(-grid[1] // 5))
+
+
+@pytest.mark.parametrize("grid_name", ["stage", "window"])
+def test_both_grids_train_and_start_as_the_model_without_bias(grid_name):
+    torch.manual_seed(0)
+    plain = small_net("none").eval()
+    net = small_net("kprpe", kprpe_grid=grid_name, drop_path_rate=0.0)
+    net.load_state_dict(plain.state_dict(), strict=False)
+    sils, joints = torch.rand(2, 3, 32, 22), random_joints(2, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(net.eval()(sils, joints)["embeddings"], plain(sils)["embeddings"], rtol=0, atol=1e-6)
+    out = net.train()(sils, joints)
+    (out["embeddings"].pow(2).mean() + out["logits"].logsumexp(1).mean()).backward()
+    assert all(stage.rpe.proj.weight.grad.abs().max() > 0 for stage in net.transformer.stages)
+    assert f"kprpe_grid={grid_name!r}" in repr(net)
+    with pytest.raises(ValueError, match="kprpe_grid"):
+        small_net("kprpe", kprpe_grid="image")
+
+
+def test_stage_and_window_grids_differ_once_w_l_is_trained():
+    torch.manual_seed(0)
+    stage_net = small_net("kprpe").eval()
+    window_net = small_net("kprpe", kprpe_grid="window").eval()
+    window_net.load_state_dict(stage_net.state_dict())  # same parameters, W_L's shape does not depend on the grid
+    randomize_kprpe(stage_net)
+    randomize_kprpe(window_net)
+    sils, joints = torch.rand(1, 2, 32, 22), random_joints(1, 2)
+    with torch.no_grad():
+        a, b = stage_net(sils, joints)["embeddings"], window_net(sils, joints)["embeddings"]
+    assert (a - b).abs().max() > 1e-3
+
+
+def test_joints_reach_keypoint_rpe_in_float32_under_bf16_autocast(monkeypatch):
+    torch.manual_seed(0)
+    net = small_net("kprpe").eval()
+    seen = []
+    rpe = net.transformer.stages[0].rpe
+    original = rpe.features
+    monkeypatch.setattr(rpe, "features", lambda joints: seen.append(joints) or original(joints))
+    # positions that bf16 cannot hold exactly (8 significant bits): 0.3 + 1/1024
+    joints = random_joints(1, 2)
+    joints[..., :2] = 0.3 + 1 / 1024
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        net(torch.rand(1, 2, 32, 22), joints)
+    assert seen and seen[0].dtype == torch.float32
+    torch.testing.assert_close(seen[0], joints.reshape(2, 17, 3), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("rel_pos", ["kprpe", "swin"])
+def test_position_encodings_are_not_weight_decayed_by_the_cores_rule(rel_pos):
+    from kprpe.core.decay import position_parameter_names
+
+    net = small_net(rel_pos, kprpe_grid="window") if rel_pos == "kprpe" else small_net(rel_pos)
+    names = position_parameter_names(net)
+    position = {id(p) for n, p in net.named_parameters() if n in names}
+    assert len(position) == (2 * 2 if rel_pos == "kprpe" else 4)  # W_L weight + bias per stage, or 4 bias tables
+    for group in net.param_groups(1e-3, 0.05):
+        if any(id(p) in position for p in group["params"]):
+            assert group["weight_decay"] == 0.0
+
+
+def test_param_group_order_is_parameter_order_so_saved_optimiser_states_still_load():
+    net = small_net("kprpe")
+    order = [n for n, _ in net.named_parameters()]
+    names = {id(p): n for n, p in net.named_parameters()}
+    for group in net.param_groups(1e-3, 0.02):
+        in_group = [names[id(p)] for p in group["params"]]
+        assert in_group == [n for n in order if n in set(in_group)], group["name"]

@@ -87,6 +87,9 @@ def main(root: str, config: str, out: str) -> None:
     error("joint_count", lambda: model.inputs_pretreament([[seqs[0], [j[:, :16] for j in seqs[1]]], *rest]))
     error("frame_count", lambda: model.inputs_pretreament([[seqs[0], [j[:-1] for j in seqs[1]]], *rest]))
     error("sils_only", lambda: model.inputs_pretreament([[seqs[0]], *rest]))
+    restored = build(lambda c: c["optimizer_cfg"].update(stem_lr_scale=0.1))
+    results["group_lrs_stem_0.1"] = sorted(g["lr"] for g in restored.optimizer.param_groups)
+    del restored
     error("model_key", lambda: build(lambda c: c["model_cfg"].update(kprpe_varient="multihead")))
     error("optimizer_key", lambda: build(lambda c: c["optimizer_cfg"].update(wieght_decay=0.1)))
     error("scheduler_key", lambda: build(lambda c: c["scheduler_cfg"].update(T_zero=5)))

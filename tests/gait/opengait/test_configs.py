@@ -21,8 +21,11 @@ def load(name: str) -> dict:
     return yaml.safe_load((CONFIGS / name).read_text())
 
 
-def test_all_four_configs_exist():
-    assert ALL == ["swingait2d.yaml", "swingait2d_kprpe.yaml", "synthgait_smoke.yaml", "synthgait_smoke_kprpe.yaml"]
+GAIT3D = ["swingait2d.yaml", "swingait2d_kprpe.yaml", "swingait2d_kprpe_deepgaitv2.yaml"]
+
+
+def test_all_configs_exist():
+    assert ALL == [*GAIT3D, "synthgait_smoke.yaml", "synthgait_smoke_kprpe.yaml"]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -40,6 +43,7 @@ def test_config_sections_are_valid_for_the_plugin(name):
     assert not any(k.endswith("_prob") and v for k, v in evaluator.items())  # no augmentation at test time
     optimizer = dict(cfg["optimizer_cfg"])
     solver = getattr(torch.optim, optimizer.pop("solver"))
+    optimizer.pop("stem_lr_scale")  # the plugin's own key, in every config
     check_keys("optimizer_cfg", optimizer, constructor_keys(solver, ("self", "params")))
     scheduler = dict(cfg["scheduler_cfg"])
     check_keys("scheduler_cfg", scheduler, constructor_keys(getattr(torch.optim.lr_scheduler, scheduler.pop("scheduler")),
@@ -49,10 +53,20 @@ def test_config_sections_are_valid_for_the_plugin(name):
     assert [loss["log_prefix"] for loss in cfg["loss_cfg"]] == ["triplet", "softmax"]
 
 
-@pytest.mark.parametrize("name", ["swingait2d.yaml", "swingait2d_kprpe.yaml"])
+@pytest.mark.parametrize("name", ALL)
+def test_stem_lr_is_scaled_only_where_a_trained_stem_is_restored(name):
+    cfg = load(name)
+    restores = isinstance(cfg["trainer_cfg"]["restore_hint"], str)
+    assert cfg["optimizer_cfg"]["stem_lr_scale"] == (0.1 if restores else 1.0)
+    if restores:  # a converted DeepGaitV2 checkpoint holds only the stem and heads
+        assert cfg["trainer_cfg"]["restore_ckpt_strict"] is False and cfg["trainer_cfg"]["optimizer_reset"] is True
+
+
+@pytest.mark.parametrize("name", GAIT3D)
 def test_gait3d_configs_follow_the_paper_recipe(name):
     cfg = load(name)
-    assert cfg["optimizer_cfg"] == {"solver": "AdamW", "lr": 3e-4, "weight_decay": 2e-2}
+    optimizer = {k: v for k, v in cfg["optimizer_cfg"].items() if k != "stem_lr_scale"}
+    assert optimizer == {"solver": "AdamW", "lr": 3e-4, "weight_decay": 2e-2}
     assert cfg["scheduler_cfg"]["scheduler"] == "CosineAnnealingWarmRestarts"  # SGDR
     # the restarts end a cycle exactly at the last iteration
     t0, mult, total = cfg["scheduler_cfg"]["T_0"], cfg["scheduler_cfg"]["T_mult"], cfg["trainer_cfg"]["total_iter"]
@@ -63,6 +77,8 @@ def test_gait3d_configs_follow_the_paper_recipe(name):
     assert (triplet["type"], triplet["margin"]) == ("TripletLoss", 0.2)
     assert (softmax["type"], softmax["scale"]) == ("CrossEntropyLoss", 16)
     assert cfg["model_cfg"]["SeparateBNNecks"]["class_num"] == 3000
+    if cfg["model_cfg"]["model"] == "SwinGait2DKPRPE":  # the grid that led in the SynthGait demo (README)
+        assert cfg["model_cfg"]["kprpe_grid"] == "window"
     assert cfg["data_cfg"]["dataset_partition"] == cfg["evaluator_cfg"]["partition"] == "./datasets/Gait3D/Gait3D.json"
     net = build_from_model_cfg(cfg["model_cfg"]).eval()
     with torch.no_grad():

@@ -72,3 +72,24 @@ def test_launch_without_gpu_asks_for_cpu_mode(tmp_path):
     (tmp_path / "opengait" / "main.py").write_text("")
     with pytest.raises(RuntimeError, match="add --cpu"):
         launcher.launch(tmp_path, ["--cfgs", "x.yaml"])
+
+
+def test_shim_mode_needs_the_shim(tmp_path):
+    (tmp_path / "opengait" / "modeling" / "models").mkdir(parents=True)
+    (tmp_path / "opengait" / "main.py").write_text("raise SystemExit('main.py must not run')\n")
+    (tmp_path / "opengait" / "modeling" / "models" / "__init__.py").write_text("")
+    with pytest.raises(RuntimeError, match="no shim in .*kprpe-gait register"):
+        launcher.launch(tmp_path, ["--cfgs", "c.yaml"], cpu=True, shim=True)
+    from kprpe_gait.opengait import shim
+
+    path = shim.register(tmp_path)
+    path.write_text(shim.MARKER + "\nfrom kprpe_gait.opengait.models import SwinGait2D  # an older shim\n")
+    assert shim.is_registered(tmp_path) and not shim.is_current(tmp_path)
+    with pytest.raises(RuntimeError, match="another version of kprpe_gait.*kprpe-gait register"):
+        launcher.launch(tmp_path, ["--cfgs", "c.yaml"], cpu=True, shim=True)
+    shim.register(tmp_path)
+    assert shim.is_current(tmp_path)
+    parser = argparse.ArgumentParser()
+    launcher.add_arguments(parser)
+    args = parser.parse_args(["--opengait-root", str(tmp_path), "--shim", "--cpu", "--", "--cfgs", "c.yaml"])
+    assert args.shim and args.cpu

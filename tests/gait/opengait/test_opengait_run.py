@@ -21,19 +21,6 @@ pytestmark = pytest.mark.opengait
 HERE = Path(__file__).resolve().parent
 METRICS = {f"scalar/test_accuracy/{k}" for k in ("Rank-1", "Rank-5", "Rank-10", "mAP", "mINP")}
 
-#: OpenGait's unmodified main.py in this process, with only the CPU patches: what
-#: `python opengait/main.py ARGS` does (its folder first on sys.path), minus CUDA
-MAIN_CPU = """
-import os, runpy, sys
-from kprpe_gait.opengait.cpu import enable_cpu_mode
-from kprpe_gait.opengait.launcher import single_process_env
-enable_cpu_mode()
-single_process_env()
-root = sys.argv[1]
-sys.path.insert(0, os.path.join(root, "opengait"))
-sys.argv = [os.path.join(root, "opengait", "main.py"), *sys.argv[2:]]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
 
 
 def test_model_classes_inside_opengait(opengait_copy, synth_tiny, tmp_path, smoke_config, run_python):
@@ -45,7 +32,8 @@ def test_model_classes_inside_opengait(opengait_copy, synth_tiny, tmp_path, smok
 
     assert r["wl_zero_at_init"] is True  # init_parameters kept KP-RPE's W_L at zero
     assert r["wl_weight_decay"] == [0.0]
-    assert r["group_lrs"] == pytest.approx([1e-4, 1e-3, 1e-3])  # stem and heads at 0.1 x lr
+    assert r["group_lrs"] == pytest.approx([1e-3, 1e-3, 1e-3])  # from scratch: stem_lr_scale 1.0
+    assert r["group_lrs_stem_0.1"] == pytest.approx([1e-4, 1e-3, 1e-3])  # stem and heads at 0.1 x lr
     assert (r["optimizer"], r["scheduler"]) == ("AdamW", "CosineAnnealingWarmRestarts")
     batch = r["batch"]
     assert batch["sils"] == [4, 10, 64, 44] and batch["joints"] == [4, 10, 17, 3] and batch["seqL"] is None
@@ -78,8 +66,11 @@ def test_train_save_restore_test_with_launcher_then_shim(opengait_copy, synth_ti
                      "sampler": {"batch_size": [2, 2]}},
         evaluator_cfg={"restore_hint": 20, "save_name": name},
     )  # fmt: skip
-    run_python(["-m", "kprpe_gait.opengait.launcher", "--opengait-root", str(opengait_copy), "--cpu", "--",
-                "--cfgs", str(cfg), "--phase", "train"], cwd=tmp_path)  # fmt: skip
+    proc = run_python(["-m", "kprpe_gait.opengait.launcher", "--opengait-root", str(opengait_copy), "--cpu", "--",
+                       "--cfgs", str(cfg), "--phase", "train"], cwd=tmp_path)  # fmt: skip
+    log = proc.stdout + proc.stderr  # the training log shows what applies, not OpenGait's merged defaults
+    assert "'solver': 'AdamW'" in log and "'stem_lr_scale': 1.0" in log and "'T_0'" in log
+    assert "momentum" not in log and "milestones" not in log
 
     ckpt_dir = opengait_copy / "output" / "SynthGait" / "SwinGait2DKPRPE" / name / "checkpoints"
     assert sorted(p.name for p in ckpt_dir.glob("*.pt")) == [f"{name}-00010.pt", f"{name}-00020.pt"]
@@ -95,7 +86,9 @@ def test_train_save_restore_test_with_launcher_then_shim(opengait_copy, synth_ti
     assert not results_file.exists()
     shim.register(opengait_copy)
     try:
-        run_python(["-c", MAIN_CPU, str(opengait_copy), "--cfgs", str(cfg), "--phase", "test"], cwd=opengait_copy)
+        # the unmodified main.py, the plugin registered only by the shim, CPU patches: the user's entry point
+        run_python(["-m", "kprpe_gait.cli", "launch", "--opengait-root", str(opengait_copy), "--shim", "--cpu", "--",
+                    "--cfgs", str(cfg), "--phase", "test"], cwd=opengait_copy)  # fmt: skip
     finally:
         removed = shim.unregister(opengait_copy)
     assert removed and not shim.is_registered(opengait_copy)

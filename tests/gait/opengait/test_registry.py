@@ -19,7 +19,13 @@ def opengait_valid_args(func, cfg):
 
 def test_signature_exposes_results_file_to_opengait():
     assert inspect.isfunction(evaluate_Gait3D_KPRPE)
-    assert inspect.getfullargspec(evaluate_Gait3D_KPRPE)[0] == ["data", "dataset_name", "metric", "partition", "results_file"]
+    assert inspect.getfullargspec(evaluate_Gait3D_KPRPE)[0] == [
+        "data",
+        "dataset_name",
+        "metric",
+        "partition",
+        "results_file",
+    ]
 
 
 def test_metrics_are_returned_and_written(tmp_path):
@@ -45,3 +51,20 @@ def test_write_json_atomic_leaves_no_temporary_files(tmp_path):
     with pytest.raises(TypeError):
         write_json_atomic(tmp_path / "b.json", {"x": object()})
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+@pytest.mark.opengait
+def test_config_names_register_the_opengait_model_classes_not_the_network(opengait_module):
+    opengait_module("modeling.base_model")  # puts OpenGait on sys.path, or skips
+    from kprpe_gait.nets import SwinGait2D
+    from kprpe_gait.opengait import models, registry
+
+    registries = registry.register()
+    assert registries["models"] == ["SwinGait2D", "SwinGait2DKPRPE"]
+    import modeling.models as og_models
+
+    assert (
+        og_models.SwinGait2D is models.OpenGaitSwinGait2D
+        and og_models.SwinGait2DKPRPE is models.OpenGaitSwinGait2DKPRPE
+    )
+    assert models.OpenGaitSwinGait2D.__name__ != SwinGait2D.__name__  # one name, one class
