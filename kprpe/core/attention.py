@@ -16,11 +16,12 @@ Backends (all agree with ``reference`` in value and gradient, tested):
   read the bias from the query rows of the table through the bucket map, never building the dense
   bias, and reduce the table gradient per query row on chip (no atomics). Needs the ``triton``
   package and CUDA tensors (or ``TRITON_INTERPRET=1`` on CPU, for tests).
-* ``auto``: ``flex`` on CUDA for sequences of at least 64 tokens (tiny Swin windows lose to dense
-  kernels); otherwise ``sdpa``, except when training on CPU, where ``reference`` measured faster
-  forward+backward than ``sdpa``'s math path with a mask (``benchmarks/RESULTS.md``). ``auto``
-  does not pick ``triton`` until a GPU run of ``tools/bench_models.py`` has shown where it wins.
-  :func:`explain_backend` says why.
+* ``auto``: ``flex`` for inference on CUDA with sequences of at least 64 tokens (tiny Swin windows
+  lose to dense kernels); ``sdpa`` for training on CUDA (a path known to train: flex's GPU backward is
+  untested in this project, and its table gradient uses atomics) and for inference elsewhere;
+  ``reference`` for training on CPU, where it measured faster forward+backward than ``sdpa``'s math
+  path with a mask (``benchmarks/RESULTS.md``). ``auto`` does not pick ``triton`` until a GPU run of
+  ``tools/bench_models.py`` has shown where it wins. :func:`explain_backend` says why.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from .buckets import check_buckets
 
 __all__ = [
     "BACKENDS",
+    "additive_mask",
     "backend_unavailable",
     "explain_backend",
     "gather_bias",
@@ -47,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 #: Sequences shorter than this use dense kernels under ``auto`` (flex pads to 64/128-token blocks).
 FLEX_MIN_TOKENS = 64
+
+#: The first PyTorch release whose compiled ``flex_attention`` takes gradients into captured tensors (our
+#: table); the ``flex`` backend refuses older ones. ``pyproject.toml`` requires it for the whole package.
+FLEX_MIN_TORCH = (2, 6)
 
 
 def gather_bias(table: torch.Tensor, buckets: torch.Tensor) -> torch.Tensor:
@@ -89,10 +95,7 @@ def _check_inputs(
             f"(B or 1, H or 1, {queries}, K) with B={batch}, H={heads}; was it built for another grid, "
             "head count or prefix-token count?"
         )
-    if buckets.device.type == "cpu" or torch.compiler.is_compiling():
-        check_buckets(buckets, queries, k.shape[2], tk)
-    elif tuple(buckets.shape) != (queries, k.shape[2]):
-        check_buckets(buckets, queries, k.shape[2], tk)  # raises the shape error
+    check_buckets(buckets, queries, k.shape[2], tk)  # the value range: once per map (a sync on CUDA)
     if attn_mask is not None:
         try:
             torch.broadcast_shapes(attn_mask.shape, (batch, heads, queries, k.shape[2]))
@@ -103,11 +106,25 @@ def _check_inputs(
             ) from e
 
 
-def _additive(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+def additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """An attention mask as the additive float mask every backend adds to the logits.
+
+    Args:
+        mask: ``None``; a bool mask with ``True`` = attend (as in ``F.scaled_dot_product_attention``),
+            which becomes ``0`` / ``-inf``; or an additive float mask, cast to ``dtype``.
+        dtype: the logits' dtype.
+
+    Integer masks are rejected: whether 0/1 means "attend" or "add" is ambiguous.
+    """
     if mask is None:
         return None
-    if mask.dtype == torch.bool:  # True = attend, as in F.scaled_dot_product_attention
+    if mask.dtype == torch.bool:
         return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
+    if not mask.is_floating_point():
+        raise TypeError(
+            f"attn_mask must be bool (True = attend) or an additive float mask, got {mask.dtype}; "
+            "convert a 0/1 integer mask with mask.bool()"
+        )
     return mask.to(dtype)
 
 
@@ -148,6 +165,8 @@ def _flex(q, k, v, table, buckets, attn_mask, dropout_p, scale):
 
     if dropout_p > 0.0:
         raise NotImplementedError("backend='flex' has no attention dropout; use backend='sdpa'")
+    if (missing := _flex_unavailable()) is not None:
+        raise RuntimeError(f"backend='flex' cannot run here: {missing}; use backend='sdpa'")
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, table))
     if q.device.type == "cpu" and needs_grad:
         raise NotImplementedError(
@@ -189,12 +208,23 @@ def _triton(q, k, v, table, buckets, attn_mask, dropout_p, scale):
 BACKENDS: dict[str, Callable] = {"reference": _reference, "sdpa": _sdpa, "flex": _flex, "triton": _triton}
 
 
-def _flex_available() -> bool:
+def _torch_release() -> tuple[int, int]:
+    major, minor = torch.__version__.split(".")[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
+def _flex_unavailable() -> str | None:
+    """Why this PyTorch cannot run the ``flex`` backend, or ``None``."""
+    if _torch_release() < FLEX_MIN_TORCH:
+        return (
+            f"torch {torch.__version__} < {'.'.join(map(str, FLEX_MIN_TORCH))}: its compiled flex_attention cannot "
+            "take gradients into the captured table"
+        )
     try:
         from torch.nn.attention import flex_attention  # noqa: F401
-    except ImportError:  # pragma: no cover - torch < 2.5
-        return False
-    return True
+    except ImportError:  # pragma: no cover - depends on the build
+        return "this PyTorch has no torch.nn.attention.flex_attention"
+    return None
 
 
 def _triton_available() -> bool:
@@ -210,8 +240,8 @@ def backend_unavailable(backend: str, device: torch.device | str) -> str | None:
     if backend not in BACKENDS and backend != "auto":
         raise ValueError(f"unknown backend {backend!r}; choose 'auto' or one of {sorted(BACKENDS)}")
     device_type = torch.device(device).type
-    if backend == "flex" and not _flex_available():
-        return "this PyTorch has no torch.nn.attention.flex_attention"
+    if backend == "flex":
+        return _flex_unavailable()
     if backend == "triton":
         if not _triton_available():
             return "the triton package is not installed"
@@ -225,13 +255,20 @@ def explain_backend(
 ) -> tuple[str, list[str]]:
     """The backend ``auto`` picks for these inputs, and why each faster one was not taken.
 
-    ``needs_grad``: whether a backward pass will follow (``kprpe_attention`` passes it).
+    ``needs_grad``: whether a backward pass will follow (``kprpe_attention`` passes it: true when grad
+    mode is on and q, k, v or the table requires grad).
     """
     reasons: list[str] = ["triton: opt-in (backend='triton') until GPU benchmarks show where it wins"]
+    flex_missing = _flex_unavailable()
     if q.device.type != "cuda":
         reasons.append(f"flex: not compiled for device {q.device.type!r} (no CPU backward in PyTorch)")
-    elif not _flex_available():
-        reasons.append("flex: this PyTorch has no torch.nn.attention.flex_attention")
+    elif flex_missing:
+        reasons.append(f"flex: {flex_missing}")
+    elif needs_grad:
+        reasons.append(
+            "flex: not for training until a GPU run has checked its backward (untested in this project; "
+            "its table gradient uses atomics); sdpa is the path known to train"
+        )
     elif q.shape[2] < FLEX_MIN_TOKENS:
         reasons.append(f"flex: {q.shape[2]} tokens < {FLEX_MIN_TOKENS}; dense kernels win on tiny windows")
     elif dropout_p > 0.0:
@@ -294,4 +331,4 @@ def kprpe_attention(
         fn = BACKENDS[backend]
     except KeyError:
         raise ValueError(f"unknown backend {backend!r}; choose 'auto' or one of {sorted(BACKENDS)}") from None
-    return fn(q, k, v, table, buckets, _additive(attn_mask, q.dtype), dropout_p, scale)
+    return fn(q, k, v, table, buckets, additive_mask(attn_mask, q.dtype), dropout_p, scale)

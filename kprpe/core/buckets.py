@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
+from collections import OrderedDict
 from typing import Literal
 
 import torch
@@ -48,6 +50,7 @@ __all__ = [
     "cross_buckets",
     "num_buckets",
     "check_buckets",
+    "check_bucket_range",
 ]
 
 BucketMethod = Literal["product", "euclidean", "quant", "cross", "exact"]
@@ -174,7 +177,13 @@ def cross_buckets(
 
 
 def check_buckets(buckets: torch.Tensor, num_queries: int, num_keys: int, num_table_buckets: int) -> None:
-    """Raise a clear error when a bucket map does not fit the tokens or the table it indexes."""
+    """Raise a clear error when a bucket map does not fit the tokens or the table it indexes.
+
+    Shape and dtype are checked at every call. The value range ``0 <= buckets < num_table_buckets`` needs
+    the map's minimum and maximum, a device synchronisation on an accelerator, so it is checked once per
+    map, table width and in-place version (see :func:`check_bucket_range`); it is skipped while tracing or
+    compiling.
+    """
     if buckets.dim() != 2:
         raise ValueError(f"buckets must be a 2D (N, N) map, got shape {tuple(buckets.shape)}")
     if tuple(buckets.shape) != (num_queries, num_keys):
@@ -184,12 +193,42 @@ def check_buckets(buckets: torch.Tensor, num_queries: int, num_keys: int, num_ta
         )
     if buckets.dtype not in (torch.int64, torch.int32):
         raise TypeError(f"buckets must be an int64/int32 tensor, got {buckets.dtype}")
-    tracing = torch.jit.is_tracing() or torch.compiler.is_compiling()
-    if not tracing and buckets.numel() and int(buckets.max()) >= num_table_buckets:
-        raise ValueError(
-            f"bucket map refers to bucket {int(buckets.max())} but the table has only "
-            f"{num_table_buckets} buckets: map and table come from different settings (ratio, prefix)"
-        )
+    if not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+        check_bucket_range(buckets, num_table_buckets)
+
+
+# maps whose range was checked: key -> a weak reference to the map (a key whose map was freed, and whose
+# memory may now hold another map, never matches)
+_range_checked: OrderedDict[tuple, weakref.ref] = OrderedDict()
+_RANGE_CHECKED_MAX = 64
+
+
+def check_bucket_range(buckets: torch.Tensor, num_table_buckets: int) -> None:
+    """Raise unless every bucket lies in ``[0, num_table_buckets)``; once per map.
+
+    A map is remembered by identity, device, shape, dtype, table width and in-place version: models pass
+    the same bucket buffer at every call, so the check (one device synchronisation on CUDA) runs once, and
+    an edited or another map is checked again. Without it an out-of-range bucket reads outside the table
+    row silently in the Triton kernel (which loads buckets as int8 and does not check bounds) and stops a
+    CUDA gather with a device-side assert that does not say which map is wrong.
+    """
+    key = (buckets.data_ptr(), buckets.device, tuple(buckets.shape), buckets.dtype, buckets._version, num_table_buckets)
+    held = _range_checked.get(key)
+    if held is not None and held() is buckets:
+        _range_checked.move_to_end(key)
+        return
+    if buckets.numel():
+        low, high = (int(v) for v in torch.stack([buckets.min(), buckets.max()]).tolist())
+        if high >= num_table_buckets:
+            raise ValueError(
+                f"bucket map refers to bucket {high} but the table has only {num_table_buckets} buckets: "
+                "map and table come from different settings (ratio, prefix)"
+            )
+        if low < 0:
+            raise ValueError(f"bucket map has a negative bucket ({low}); buckets must lie in [0, {num_table_buckets})")
+    _range_checked[key] = weakref.ref(buckets)
+    while len(_range_checked) > _RANGE_CHECKED_MAX:
+        _range_checked.popitem(last=False)
 
 
 def _check_method(method: str) -> None:

@@ -55,8 +55,11 @@ class KeypointRPE(nn.Module):
         depth: number of attention layers that receive a table.
         variant: one of :data:`VARIANTS` (default ``"multihead"``, the released one).
         ratio: bucket ratio of the product bucket map (``K = 49`` for 1.9).
-        num_prefix_tokens: tokens before the grid (e.g. CLS). Their pairs use an extra bucket ``K``;
-            prefix queries see zero offsets, so their rows are ``W_L``'s bias.
+        num_prefix_tokens: tokens before the grid (e.g. CLS). Their pairs use an extra bucket ``K``.
+            In the relative variants a prefix query's features are zero offsets, so its rows do not
+            depend on the keypoints: ``f(0)``, which is ``W_L``'s bias for the linear map and
+            ``proj(GELU(b_1))`` with ``hidden_dim`` (``b_1`` the first layer's bias). In the absolute
+            variant every row, prefix rows included, is the same keypoint-dependent row.
         hidden_dim: if set, ``f(P)`` is a 2-layer MLP (``2L -> hidden_dim -> GELU -> out``) whose last
             layer is ``proj`` and is zero-initialised; ``None`` (default) is the paper's linear map.
         min_confidence: keypoints with confidence ``<= min_confidence`` (or NaN) contribute nothing
@@ -157,8 +160,8 @@ class KeypointRPE(nn.Module):
             coords = coords.to(self.proj.weight.dtype)
             if self.relative:
                 feats = keypoint_offsets(coords, valid, self.grid)  # (B, N, 2L)
-                if self.num_prefix_tokens:
-                    feats = F.pad(feats, (0, 0, self.num_prefix_tokens, 0))  # prefix queries: zero offsets
+                if self.num_prefix_tokens:  # prefix queries: zero offsets (rows f(0), whatever the keypoints)
+                    feats = F.pad(feats, (0, 0, self.num_prefix_tokens, 0))
             else:
                 feats = coords.flatten(1)[:, None, :]  # (B, 1, 2L)
             if not self.keypoint_grad:

@@ -33,6 +33,9 @@ import torch
 import triton
 import triton.language as tl
 
+from .attention import additive_mask
+from .buckets import check_buckets
+
 __all__ = ["BlockSizes", "Separable", "find_separable", "interpreted_kernels", "triton_kprpe_attention"]
 
 _LOG2E = 1.4426950408889634
@@ -480,8 +483,10 @@ def triton_kprpe_attention(
     Args:
         q: ``(B, H, Nq, d)``; k: ``(B, H, Nk, d)``; v: ``(B, H, Nk, dv)`` (float32, float16 or bfloat16).
         table: ``(B|1, H|1, Nq, K)`` bias table (any strides; broadcast views are not copied).
-        buckets: ``(Nq, Nk)`` integer map with values in ``[0, K)``.
-        attn_mask: optional additive float mask broadcastable to ``(B, H, Nq, Nk)`` (no gradient).
+        buckets: ``(Nq, Nk)`` int64/int32 map with values in ``[0, K)`` (checked once per map; the kernels
+            read it as int8 for ``K <= 127``, int16 or int32 above).
+        attn_mask: optional mask broadcastable to ``(B, H, Nq, Nk)`` (no gradient): additive float, or
+            bool with ``True`` = attend (converted to ``0`` / ``-inf``); integer masks are an error.
         scale: logit scale, ``d ** -0.5`` by default.
         blocks: tile sizes (default: :meth:`BlockSizes.for_shape`).
         separable_grad: reduce the table gradient with the separable product-map scheme when the map
@@ -503,12 +508,15 @@ def triton_kprpe_attention(
         )
     if attn_mask is not None and attn_mask.requires_grad:
         raise NotImplementedError("the triton backend has no gradient for attn_mask")
+    if attn_mask is not None and not attn_mask.is_floating_point():  # bool (True = attend) -> 0 / -inf
+        attn_mask = additive_mask(attn_mask, q.dtype)  # (integer masks: an error)
     if attn_mask is not None and attn_mask.dim() < 4:
         attn_mask = attn_mask.view((1,) * (4 - attn_mask.dim()) + tuple(attn_mask.shape))
     if scale is None:
         scale = q.shape[-1] ** -0.5
     if not math.isfinite(scale):
         raise ValueError(f"scale must be finite, got {scale}")
+    check_buckets(buckets, q.shape[2], k.shape[2], table.shape[-1])  # the value range: once per map
     index, separable = _prepare_map(buckets, table.shape[-1], q.device)
     if not separable_grad:
         separable = _GENERIC

@@ -1,7 +1,18 @@
+from pathlib import Path
+from types import SimpleNamespace
+
 import pytest
 import torch
 
-from kprpe.core import explain_backend, gather_bias, kprpe_attention, product_buckets, select_backend
+from kprpe.core import (
+    attention,
+    backend_unavailable,
+    explain_backend,
+    gather_bias,
+    kprpe_attention,
+    product_buckets,
+    select_backend,
+)
 
 
 def naive_attention(q, k, v, table, buckets, mask=None):
@@ -152,6 +163,44 @@ def test_auto_on_cpu_picks_sdpa_for_inference_reference_for_training_and_explain
     )
 
 
+def cuda_queries(batch=2, heads=8, tokens=196, dim=64):
+    """What ``explain_backend`` reads of ``q`` (device and shape), for a CUDA device this machine may lack."""
+    return SimpleNamespace(device=torch.device("cuda"), shape=(batch, heads, tokens, dim))
+
+
+def test_auto_on_cuda_trains_with_sdpa_and_uses_flex_only_for_inference():
+    q = cuda_queries()
+    assert explain_backend(q)[0] == "flex"
+    name, reasons = explain_backend(q, needs_grad=True)
+    assert name == "sdpa"
+    assert any(r.startswith("flex:") and "known to train" in r for r in reasons)
+    assert explain_backend(cuda_queries(tokens=15))[0] == "sdpa"  # Swin windows: dense kernels
+
+
+@pytest.mark.parametrize("version", ["2.5.1+cu124", "2.5.0"])
+def test_flex_needs_the_torch_release_with_table_gradients(monkeypatch, version):
+    monkeypatch.setattr(torch, "__version__", version)
+    name, reasons = explain_backend(cuda_queries())
+    assert name == "sdpa" and any(r.startswith("flex:") and "< 2.6" in r for r in reasons)
+    assert "< 2.6" in backend_unavailable("flex", "cuda")
+    q, k, v, table, buckets = make_inputs(1, 1, 2, 2, 16, dtype=torch.float32)
+    with pytest.raises(RuntimeError, match=r"backend='flex' cannot run here: torch 2\.5.* < 2\.6"):
+        kprpe_attention(q, k, v, table, buckets, "flex")
+
+
+def test_the_torch_floor_is_the_flex_floor():
+    pyproject = Path(__file__).parents[2] / "pyproject.toml"
+    floor = ".".join(map(str, attention.FLEX_MIN_TORCH))
+    assert f'"torch>={floor}"' in pyproject.read_text()
+    assert attention._torch_release() >= attention.FLEX_MIN_TORCH
+
+
+def test_integer_masks_are_rejected_not_added():
+    q, k, v, table, buckets = make_inputs(1, 1, 2, 2, 4)
+    with pytest.raises(TypeError, match="bool .* or an additive float mask, got torch.int64"):
+        kprpe_attention(q, k, v, table, buckets, "reference", torch.ones(4, 4, dtype=torch.int64))
+
+
 @pytest.mark.parametrize(
     "mutate, match",
     [
@@ -187,3 +236,12 @@ def test_flex_matches_reference_on_gpu_forward_and_backward(shape):
         results[backend] = [out.float()] + [t.grad.float() for t in inputs]
     for got, exp in zip(results["flex"], results["reference"]):
         torch.testing.assert_close(got, exp, rtol=0.05, atol=0.05)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_out_of_range_bucket_map_is_an_error_on_cuda_too():
+    q, k, v, table, buckets = (t.cuda() for t in make_inputs(1, 2, 3, 3, 16, dtype=torch.float32))
+    for backend in ("reference", "sdpa"):
+        with pytest.raises(ValueError, match="bucket 40 but the table has only 30"):
+            kprpe_attention(q, k, v, table[..., :30], buckets, backend)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kprpe.core import bucket_map, cross_buckets, num_buckets, piecewise_index, product_buckets
-from kprpe.core.buckets import check_buckets
+from kprpe.core.buckets import check_bucket_range, check_buckets
 
 
 def g_scalar(x: float, ratio: float = 1.9) -> int:
@@ -79,10 +79,24 @@ def test_other_methods_match_their_definitions():
             d2 = int(dr[i, j] ** 2 + dc[i, j] ** 2)
             assert euc[i, j] == g_scalar(float(round(math.sqrt(d2)))) + 3
             assert quant[i, j] == g_scalar(float(d2)) + 3
-    # exact = Swin's relative_position_index
     assert k_exact == (2 * h - 1) * (2 * w - 1)
-    assert torch.equal(exact, (dr + h - 1) * (2 * w - 1) + (dc + w - 1))
     assert exact.unique().numel() == k_exact
+
+
+@pytest.mark.parametrize("h, w", [(6, 7), (3, 5), (1, 4), (4, 1)])
+def test_exact_buckets_enumerate_offsets_in_swin_order(h, w):
+    """``exact`` is Swin's relative-position index: every (row, column) offset of query minus key gets its
+    own slot, slots numbered by enumerating row offsets (outer) and column offsets (inner) from the most
+    negative up. Derived here by listing the offsets, not by the implementation's closed form."""
+    slots = {}
+    for dr in range(-(h - 1), h):
+        for dc in range(-(w - 1), w):
+            slots[(dr, dc)] = len(slots)
+    exact, k = bucket_map(h, w, "exact")
+    assert k == len(slots)
+    tokens = [(r, c) for r in range(h) for c in range(w)]  # row-major
+    expected = [[slots[(ri - rj, ci - cj)] for rj, cj in tokens] for ri, ci in tokens]
+    assert exact.tolist() == expected
 
 
 def test_prefix_tokens_get_their_own_bucket():
@@ -132,3 +146,23 @@ def test_check_buckets_names_the_mismatch():
         check_buckets(buckets, 16, 16, 10)
     with pytest.raises(TypeError, match="int64"):
         check_buckets(buckets.float(), 16, 16, k)
+
+
+def test_bucket_range_is_checked_once_per_map_and_again_after_an_edit(monkeypatch):
+    """The min/max of a map (a device sync on CUDA) is computed once per map; an in-place edit or another
+    map is checked again, and negative or too-large buckets are errors on every device."""
+    buckets = product_buckets(4, 4)[0].clone()
+    reductions = []
+    real_stack = torch.stack
+    monkeypatch.setattr(torch, "stack", lambda *a, **kw: reductions.append(1) or real_stack(*a, **kw))
+    for _ in range(3):
+        check_buckets(buckets, 16, 16, 49)
+    assert len(reductions) == 1
+    check_buckets(buckets, 16, 16, 50)  # another table width: checked again
+    assert len(reductions) == 2
+    buckets[3, 5] = 49
+    with pytest.raises(ValueError, match="bucket 49 but the table has only 49"):
+        check_buckets(buckets, 16, 16, 49)
+    buckets[3, 5] = -1
+    with pytest.raises(ValueError, match="negative bucket"):
+        check_bucket_range(buckets, 49)

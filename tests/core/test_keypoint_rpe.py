@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from kprpe.core import VARIANTS, KeypointRPE, patch_centers, product_buckets
 
@@ -120,6 +121,79 @@ def test_prefix_tokens_extend_rows_and_buckets():
     cols = rpe.proj.bias.view(2, 2, 50)
     torch.testing.assert_close(tables[1][:, :, 0], cols[1].expand(2, 2, 50))
     assert torch.equal(rpe.buckets, product_buckets(3, 4, num_prefix_tokens=1)[0])
+
+
+@pytest.mark.parametrize("hidden_dim", [None, 6])
+def test_prefix_rows_are_f_of_zero_offsets_whatever_the_keypoints(hidden_dim):
+    """A prefix (CLS) query's rows: ``W_L``'s bias for the linear map, ``W_L GELU(b_1) + b_L`` with the
+    hidden layer (written out here), and the same for any keypoints."""
+    torch.manual_seed(4)
+    rpe = KeypointRPE(5, (3, 4), 2, 2, num_prefix_tokens=2, hidden_dim=hidden_dim)
+    torch.nn.init.normal_(rpe.proj.weight)
+    torch.nn.init.normal_(rpe.proj.bias)
+    if hidden_dim is None:
+        expected = rpe.proj.bias
+    else:
+        torch.nn.init.normal_(rpe.hidden[0].bias)
+        b1 = rpe.hidden[0].bias
+        expected = rpe.proj.weight @ (0.5 * b1 * (1 + torch.erf(b1 / math.sqrt(2)))) + rpe.proj.bias
+    expected = expected.detach().view(2, 2, 50)  # (layer, head, bucket)
+    tables_a, tables_b = rpe(torch.rand(2, 5, 2)), rpe(torch.rand(2, 5, 2))
+    for layer in range(2):
+        for prefix in range(2):
+            torch.testing.assert_close(tables_a[layer][:, :, prefix], expected[layer].expand(2, 2, 50))
+            torch.testing.assert_close(tables_b[layer][:, :, prefix], expected[layer].expand(2, 2, 50))
+    assert not torch.allclose(tables_a[0][:, :, 2:], tables_b[0][:, :, 2:])  # grid rows do follow the keypoints
+
+
+def authors_relative_keypoints(keypoints: torch.Tensor, num_tokens: int) -> torch.Tensor:
+    """The authors' keypoint offsets as their released face code describes them (CVLface, KP-RPE's
+    ``relative_keypoints``), transcribed step by step for a square grid of ``num_tokens`` patches:
+
+    1. ``side = sqrt(N)``; patch centres are the midpoints of ``side + 1`` evenly spaced points on [0, 1];
+    2. a meshgrid of the centres with matrix ('ij') indexing: the first output varies along the first
+       axis (grid rows), the second along the second axis (grid columns);
+    3. each token's point stacks the column-varying output first, then the row-varying one, i.e. (x, y),
+       flattened row-major to ``(N, 2)``;
+    4. offsets are token point minus keypoint, ``(B, N, L, 2)``, flattened to ``(B, N, 2L)``.
+    """
+    side = math.isqrt(num_tokens)
+    assert side * side == num_tokens, "the authors' grid is square"
+    edges = torch.linspace(0, 1, side + 1, dtype=keypoints.dtype)
+    centres = (edges[:-1] + edges[1:]) / 2
+    along_rows, along_cols = torch.meshgrid(centres, centres, indexing="ij")
+    points = torch.stack([along_cols, along_rows], dim=-1).reshape(num_tokens, 2)
+    offsets = points[None, :, None, :] - keypoints[:, None, :, :]
+    return offsets.flatten(2)
+
+
+def authors_tables(rpe: KeypointRPE, keypoints: torch.Tensor) -> list[torch.Tensor]:
+    """The authors' tables per layer from their ``make_kprpe_input`` description: one linear map of the
+    offsets (of the flattened keypoints for ``keypoint``), its output viewed as (groups, buckets) per token
+    and moved to (batch, group, token, bucket); ``unshared`` variants split the groups into ``depth``
+    consecutive chunks, one per layer (so columns run layer-major, then head, then bucket)."""
+    batch, num_tokens, k = keypoints.shape[0], rpe.num_tokens, rpe.num_buckets
+    if rpe.relative:
+        out = F.linear(authors_relative_keypoints(keypoints, num_tokens), rpe.proj.weight, rpe.proj.bias)
+    else:
+        out = F.linear(keypoints.flatten(1)[:, None, :], rpe.proj.weight, rpe.proj.bias)  # (B, 1, cols)
+    groups = out.shape[-1] // k
+    out = out.view(batch, out.shape[1], groups, k).transpose(1, 2)  # (B, groups, N or 1, K)
+    per_layer = out.chunk(rpe.depth, dim=1) if rpe.per_layer else [out] * rpe.depth
+    return [t.expand(batch, rpe.num_heads, num_tokens, k) for t in per_layer]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("side", [4, 7])
+def test_tables_match_the_authors_keypoint_offsets(variant, side):
+    torch.manual_seed(5)
+    rpe = KeypointRPE(num_keypoints=5, grid_size=(side, side), num_heads=3, depth=2, variant=variant)
+    torch.nn.init.normal_(rpe.proj.weight)
+    torch.nn.init.normal_(rpe.proj.bias)
+    keypoints = torch.rand(2, 5, 2)
+    with torch.no_grad():
+        for got, expected in zip(rpe(keypoints), authors_tables(rpe, keypoints), strict=True):
+            torch.testing.assert_close(got, expected)
 
 
 def test_absolute_variant_is_the_same_for_every_query():

@@ -4,18 +4,29 @@ import torch
 from kprpe.core import KeypointRPE, SwinBlock, product_buckets
 
 
-def naive_swin_block(block: SwinBlock, x: torch.Tensor, table: torch.Tensor | None) -> torch.Tensor:
+def swin_offset_slots(wh: int, ww: int) -> dict[tuple[int, int], int]:
+    """Swin's bias table layout, by enumeration: one slot per distinct in-window offset (query minus key),
+    row offsets outer and column offsets inner, each from the most negative up."""
+    offsets = [(dr, dc) for dr in range(-(wh - 1), wh) for dc in range(-(ww - 1), ww)]
+    return {offset: slot for slot, offset in enumerate(offsets)}
+
+
+def naive_swin_block(
+    block: SwinBlock, x: torch.Tensor, table: torch.Tensor | None, swin_bias: torch.Tensor | None = None
+) -> torch.Tensor:
     """Token-by-token re-derivation of a (shifted) window block, independent of kprpe.core.windows.
 
     Pairs inside one window attend to each other unless the cyclic shift wrapped exactly one of them
     around an axis (Swin's mask); the bias of a pair is the query token's stage-table row read at the
-    window-local product bucket (zero rows for padding tokens).
+    window-local product bucket (zero rows for padding tokens), or with ``swin_bias`` ``(H, slots)`` Swin's
+    learned bias at the slot of the pair's in-window offset (:func:`swin_offset_slots`).
     """
     batch, h, w, c = x.shape
     (wh, ww), (sh, sw) = block.window_size, block.shift_size
     hp, wp = h + (-h) % wh, w + (-w) % ww
     heads, d = block.attn.num_heads, block.attn.head_dim
     local_buckets, _ = product_buckets(wh, ww)
+    slots = swin_offset_slots(wh, ww)
     y = block.norm1(x)
     out = torch.zeros(batch, hp, wp, c, dtype=x.dtype)
     for b in range(batch):
@@ -37,6 +48,8 @@ def naive_swin_block(block: SwinBlock, x: torch.Tensor, table: torch.Tensor | No
                             oi = orig[i]
                             if oi[0] < h and oi[1] < w:
                                 logits[:, i, j] += table[b, :, oi[0] * w + oi[1], local_buckets[i, j]]
+                        if swin_bias is not None:
+                            logits[:, i, j] += swin_bias[:, slots[(ri - rj, ci - cj)]]
                 attn = logits.softmax(-1)
                 o = torch.einsum("hij,jhd->ihd", attn, v).reshape(len(cells), c)
                 o = block.attn.proj(o)
@@ -72,17 +85,17 @@ def test_backends_agree_inside_the_block_with_gradients():
     torch.testing.assert_close(grads["sdpa"], grads["reference"], rtol=1e-3, atol=1e-6)
 
 
-def test_swin_bias_block_equals_table_block_with_the_swin_table():
-    """Swin's learned bias is a per-head lookup on exact offsets; check it against an explicit table."""
+@pytest.mark.parametrize("grid, window, shift", [((6, 10), (3, 5), (1, 2)), ((5, 7), (2, 3), (0, 0))])
+def test_swin_bias_block_matches_token_level_rederivation(grid, window, shift):
+    """Swin's learned bias (a random table, so every slot matters) against the loop-level block that
+    reads it at each pair's in-window offset; a wrong offset index (axes swapped, key minus query) fails."""
     torch.manual_seed(2)
-    grid = (6, 10)
-    swin = SwinBlock(16, 2, grid, (3, 5), (1, 2), rel_pos="swin", backend="reference").eval()
-    none = SwinBlock(16, 2, grid, (3, 5), (1, 2), rel_pos="none", backend="reference").eval()
-    none.load_state_dict({k: v for k, v in swin.state_dict().items() if ".rpe." not in k})
+    block = SwinBlock(16, 2, grid, window, shift, rel_pos="swin", backend="reference").eval()
     with torch.no_grad():
-        swin.attn.rpe.weight.zero_()
+        block.attn.rpe.weight.normal_()
         x = torch.randn(2, *grid, 16)
-        torch.testing.assert_close(swin(x), none(x))  # a zero Swin bias is no bias
+        expected = naive_swin_block(block, x, None, swin_bias=block.attn.rpe.weight)
+        torch.testing.assert_close(block(x), expected, rtol=1e-4, atol=1e-5)
 
 
 def test_kprpe_block_at_init_equals_no_bias_block():

@@ -21,6 +21,7 @@ from kprpe.core import (  # noqa: E402
     KeypointRPE,
     SwinBlock,
     VisionTransformer,
+    bucket_map,
     explain_backend,
     kprpe_attention,
     product_buckets,
@@ -82,9 +83,16 @@ def test_broadcast_tables_get_summed_gradients(table_shape):
     buckets, k = product_buckets(3, 5)
     inputs = _inputs(2, 3, 15, 15, 16, 16, k, table_shape=table_shape)
     _compare(inputs, buckets)
-    expanded = inputs[3].expand(2, 3, 15, k)  # a stride-0 view, as KeypointRPE's shared variants return
+    # a stride-0 view, as KeypointRPE's shared variants return: values and the gradient of the table under it
+    expanded = inputs[3].expand(2, 3, 15, k)
+    grad_out = torch.randn(2, 3, 15, 16, generator=torch.Generator().manual_seed(2)).to(DEVICE)
     out = ta.triton_kprpe_attention(*inputs[:3], expanded, buckets, blocks=SMALL)
-    assert torch.isfinite(out).all()
+    grads = torch.autograd.grad(out, inputs, grad_out)
+    ref = kprpe_attention(*inputs[:3], inputs[3].expand(2, 3, 15, k), buckets, "reference")
+    ref_grads = torch.autograd.grad(ref, inputs, grad_out)
+    torch.testing.assert_close(out, ref, atol=2e-5, rtol=1e-4)
+    for name, g, r in zip("qkvT", grads, ref_grads):
+        torch.testing.assert_close(g, r, atol=2e-5, rtol=1e-4, msg=lambda m, n=name: f"grad {n}: {m}")
 
 
 def test_swin_shift_mask():
@@ -93,6 +101,37 @@ def test_swin_shift_mask():
     windows = mask.shape[0]
     mask4 = mask[:, None].repeat(2, 1, 1, 1)  # (B*nW, 1, Nw, Nw) as SwinBlock passes it
     _compare(_inputs(2 * windows, 2, 15, 15, 16, 16, k), buckets, mask=mask4)
+
+
+def test_bool_mask_means_attend_and_integer_masks_are_rejected():
+    buckets, k = product_buckets(3, 5)
+    keep = torch.rand(2, 1, 15, 15, generator=torch.Generator().manual_seed(4)) > 0.3
+    keep[..., 0] = True  # every query attends somewhere
+    additive = torch.zeros(keep.shape).masked_fill(~keep, float("-inf"))
+    inputs = _inputs(2, 2, 15, 15, 16, 16, k, seed=4)
+    out = ta.triton_kprpe_attention(*inputs, buckets, keep.to(DEVICE), blocks=SMALL)
+    expected = kprpe_attention(*inputs, buckets, "reference", additive.to(DEVICE))
+    torch.testing.assert_close(out, expected, atol=2e-5, rtol=1e-4)
+    _compare(inputs, buckets, mask=keep.to(DEVICE))  # values and gradients against kprpe_attention's conversion
+    with pytest.raises(TypeError, match="got torch.int64"):
+        ta.triton_kprpe_attention(*inputs, buckets, keep.long().to(DEVICE), blocks=SMALL)
+
+
+def test_bucket_map_is_range_checked_and_wide_maps_keep_their_values():
+    """Buckets are read as int8 for K <= 127: an out-of-range map is an error, not a read outside the table
+    row; a map with K > 127 buckets (here 143, Swin's exact offsets of a 6x7 window) is read as int16."""
+    buckets, k = product_buckets(3, 3)
+    inputs = _inputs(1, 1, 9, 9, 16, 16, k)
+    with pytest.raises(ValueError, match="bucket 40 but the table has only 40"):
+        ta.triton_kprpe_attention(*inputs[:3], inputs[3][..., :40], buckets)  # product buckets of a 3x3 grid reach 40
+    with pytest.raises(ValueError, match="does not match 9 query and 9 key tokens"):
+        ta.triton_kprpe_attention(*inputs, product_buckets(2, 2)[0])
+    exact, k = bucket_map(6, 7, "exact")
+    assert k == 143
+    inputs = _inputs(1, 1, 42, 42, 16, 16, k, seed=6)
+    with torch.no_grad():
+        out = ta.triton_kprpe_attention(*inputs, exact, blocks=ta.BlockSizes(32, 32))
+        torch.testing.assert_close(out, kprpe_attention(*inputs, exact, "reference"), atol=2e-5, rtol=1e-4)
 
 
 def test_table_without_gradient_and_non_contiguous_inputs():

@@ -43,12 +43,19 @@ def test_training_runs_logs_and_checkpoints(pickle_root, tmp_path):
     load_weights(fresh, tmp_path / "run" / "checkpoints" / "iter-00004.pt")  # the compact trainer's format loads
 
 
-def test_training_lowers_the_loss(pickle_root, tmp_path):
-    cfg = config(pickle_root, tmp_path / "fit", iterations=12, augment={}, save_every=100, sgdr_cycle=100, lr=3e-3)
+def test_training_overfits_one_fixed_batch(pickle_root, tmp_path, monkeypatch):
+    """The optimisation loop works: on one fixed batch (no sampling noise) at a constant learning rate the
+    loss falls to a small fraction of its start. Measured with this config's seed replaced by 0-9, on 1 and
+    2 threads: the mean of the last 5 of 40 losses is 0.12-0.27 of the first (0.10-0.14 with the stem at
+    the full learning rate); the bound of 0.5 leaves about twice that for other CPUs and seeds."""
+    cfg = config(pickle_root, tmp_path / "fit", iterations=40, augment={}, save_every=100, sgdr_cycle=1000, lr=3e-3)
     trainer = Trainer(cfg, progress=False)
+    batch = trainer.next_batch()
+    monkeypatch.setattr(trainer, "next_batch", lambda: batch)
     trainer.train()
     losses = [h["loss"] for h in trainer.history]
-    assert np.mean(losses[-4:]) < 0.8 * np.mean(losses[:4])
+    assert len(losses) == 40 and all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < 0.5 * losses[0], losses
 
 
 def test_resume_continues_from_the_saved_iteration_with_identical_state(pickle_root, tmp_path):
