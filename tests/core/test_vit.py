@@ -130,3 +130,18 @@ def test_block_exports_to_onnx_and_runs_in_onnxruntime(tmp_path, backend, dynamo
         (y,) = session.run(None, {"x": x_in.numpy(), "keypoints": kp_in.numpy()})
         with torch.no_grad():
             torch.testing.assert_close(torch.from_numpy(y), model(x_in, kp_in), rtol=1e-4, atol=1e-5)
+
+
+def test_mlp_act_and_embed_encode_split():
+    torch.manual_seed(5)
+    model = small_vit(mlp_act="relu6", rpe="kprpe").eval()
+    assert all(isinstance(b.mlp.act, torch.nn.ReLU6) for b in model.blocks)
+    x, kp = torch.randn(2, 1, 16, 12), torch.rand(2, 5, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode(model.embed(x), kp), model.forward_features(x, kp), rtol=0, atol=0)
+        block = model.blocks[0]
+        h = torch.randn(2, 12, 32)
+        expected = block.mlp.fc2(block.mlp.fc1(h).clamp(0, 6))
+        torch.testing.assert_close(block.mlp(h), expected)
+    with pytest.raises(ValueError, match="mlp_act"):
+        small_vit(mlp_act="swish")
