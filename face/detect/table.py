@@ -107,7 +107,7 @@ class CsvLandmarks(FaceDetector):
                 f"{boxes}: boxes for {len(orphans)} image(s) without landmarks in {landmarks}: {orphans[:5]}"
             )
 
-    def keys(self) -> list[str]:
+    def names(self) -> list[str]:
         """The photo names the landmark CSV lists, in file order."""
         return list(self.table)
 

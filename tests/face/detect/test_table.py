@@ -49,7 +49,7 @@ def test_csv_front_end_reads_landmarks_and_boxes(tmp_path):
     write_landmark_csv(tmp_path / "marks.csv", [("x/a.jpg", a), ("b.png", b)])
     write_box_csv(tmp_path / "boxes.csv", [("x/a.jpg", (5.0, 6.0, 250.0, 240.0), 0.93)])
     front = CsvLandmarks(tmp_path / "marks.csv", tmp_path / "boxes.csv")
-    assert front.keys() == ["x/a.jpg", "b.png"] and "b.png" in front and "c.png" not in front
+    assert front.names() == ["x/a.jpg", "b.png"] and "b.png" in front and "c.png" not in front
     found = front.detect([torch.zeros(3, 4, 4, dtype=torch.uint8)] * 3, ["x/a.jpg", "b.png", "c.png"])
     assert [len(f) for f in found] == [1, 1, 0]
     assert found[0].boxes[0].tolist() == [5.0, 6.0, 250.0, 240.0] and found[0].scores.tolist() == pytest.approx([0.93])
