@@ -5,6 +5,7 @@
 ``save_pretrained(model, folder)``.
 """
 
+from .pretrained import load_pretrained, save_pretrained
 from .vit import PRESETS, RPE_KINDS, FaceViT, build_model
 
-__all__ = ["PRESETS", "RPE_KINDS", "FaceViT", "build_model"]
+__all__ = ["PRESETS", "RPE_KINDS", "FaceViT", "build_model", "load_pretrained", "save_pretrained"]

@@ -29,8 +29,8 @@ def test_forward_shape_and_every_parameter_gets_a_gradient(rpe):
     assert not missing, missing
 
 
-def test_layers_are_the_authors():
-    model = build_model("vit_small")
+def test_layers_are_the_authors(build_uninitialised):
+    model = build_uninitialised("vit_small")
     assert model.patch_embed.kernel_size == (8, 8) and model.pos_embed.shape == (1, 196, 512)
     block = model.blocks[0]
     assert block.attn.qkv.bias is None and isinstance(block.mlp.act, nn.ReLU6)
@@ -39,7 +39,10 @@ def test_layers_are_the_authors():
     assert [type(m) for m in head] == [nn.Linear, nn.BatchNorm1d, nn.Linear, nn.BatchNorm1d]
     assert head[0].in_features == 196 * 512 and head[0].bias is None and head[2].bias is None
     assert head[1].eps == head[3].eps == 2e-5
-    assert len(build_model("vit_base").blocks) == 24 and build_model("vit_base").blocks[0].attn.num_heads == 16
+    base = build_uninitialised("vit_base")
+    assert (
+        len(base.blocks) == 24 and base.blocks[0].attn.num_heads == 16 and base.blocks[0].mlp.fc1.out_features == 1536
+    )
 
 
 def test_kprpe_at_init_is_the_plain_model_and_tables_change_it():
