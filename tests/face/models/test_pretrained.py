@@ -201,3 +201,17 @@ def test_another_architecture_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         load_pretrained(tmp_path / "empty")
+
+
+def test_convert_command_writes_our_format(tmp_path, capsys):
+    from face.cli import main
+
+    sd = random_state_dict(their_layout(64, 3, 4, 5.0, 32, "kprpe", tables=12), seed=7)
+    folder = write_hf_folder(tmp_path / "hf", sd, their_config(color="BGR"), "safetensors")
+    assert main(["convert", "--checkpoint", str(folder), "--out", str(tmp_path / "ours")]) == 0
+    assert "rpe=kprpe (multihead)" in capsys.readouterr().out
+    config = json.loads((tmp_path / "ours" / "config.json").read_text())
+    assert config["format"] == "kprpe-face" and config["model"]["depth"] == 3
+    assert_parity(load_pretrained(tmp_path / "ours"), sd, 4, bgr=True)
+    assert main(["convert", "--checkpoint", str(tmp_path / "absent"), "--out", str(tmp_path / "x")]) == 2
+    assert "absent does not exist" in capsys.readouterr().err
