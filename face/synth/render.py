@@ -162,14 +162,16 @@ class _Canvas:
         self.forward, self.cos_yaw, self.cu = forward, math.cos(yaw), cu
 
     def window(self, u0: float, v0: float, u1: float, v1: float) -> tuple[slice, slice]:
-        pad = 6.0
-        us = self.cu + self.cos_yaw * (np.array([u0, u1]) - self.cu)
-        corners = np.array([[us.min() - pad, v0 - pad], [us.max() + pad, v0 - pad],
-                            [us.min() - pad, v1 + pad], [us.max() + pad, v1 + pad]])  # fmt: skip
-        xy = corners @ self.forward[:, :2].T + self.forward[:, 2]
+        pad = 6.0  # face pixels: covers the yaw's sideways shift (at most 14 sin(yaw)) and soft edges
+        ua = self.cu + self.cos_yaw * (u0 - self.cu)
+        ub = self.cu + self.cos_yaw * (u1 - self.cu)
+        ua, ub = min(ua, ub) - pad, max(ua, ub) + pad
+        (a, b, c), (d, e, f) = self.forward.tolist()
+        xs = [a * uu + b * vv + c for uu in (ua, ub) for vv in (v0 - pad, v1 + pad)]
+        ys = [d * uu + e * vv + f for uu in (ua, ub) for vv in (v0 - pad, v1 + pad)]
         height, width = self.u.shape
-        x0, y0 = np.clip(np.floor(xy.min(0)).astype(int), 0, [width, height])
-        x1, y1 = np.clip(np.ceil(xy.max(0)).astype(int) + 1, 0, [width, height])
+        x0, x1 = min(max(math.floor(min(xs)), 0), width), min(max(math.ceil(max(xs)) + 1, 0), width)
+        y0, y1 = min(max(math.floor(min(ys)), 0), height), min(max(math.ceil(max(ys)) + 1, 0), height)
         return slice(y0, y1), slice(x0, x1)
 
     def paint(self, colour, box: tuple[float, float, float, float], alpha_of) -> None:
