@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -72,28 +71,25 @@ def read_photo(path: Path) -> torch.Tensor:
     try:
         with Image.open(path) as image:
             image = ImageOps.exif_transpose(image)
-            if image.mode not in EIGHT_BIT_MODES:
-                raise ValueError(f"unsupported image mode {image.mode!r} (8-bit images only)")
-            pixels = np.asarray(image.convert("RGB"))
-    except (OSError, SyntaxError, Image.DecompressionBombError) as e:  # what PIL raises for corrupt data
+            mode = image.mode
+            pixels = np.asarray(image.convert("RGB")) if mode in EIGHT_BIT_MODES else None
+    except Exception as e:  # noqa: BLE001 -- any decoder failure skips this one photo, with the reason recorded
         raise ValueError(f"unreadable image ({type(e).__name__}: {e})") from None
+    if pixels is None:
+        raise ValueError(f"unsupported image mode {mode!r} (8-bit images only)")
     if pixels.size == 0:
         raise ValueError("image has no pixels")
     return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
 
 
-@dataclass
 class _Rows:
-    """Per-key results, NaN-filled for skipped keys."""
+    """Per-key results in key order; rows of skipped keys stay NaN (``faces`` / ``dropped``: 0)."""
 
-    keys: list[str]
-    dim: int
-    status: list[str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        count = len(self.keys)
+    def __init__(self, keys: list[str], dim: int) -> None:
+        count = len(keys)
+        self.keys = keys
         self.status = ["pending"] * count
-        self.embeddings = np.full((count, self.dim), np.nan, np.float32)
+        self.embeddings = np.full((count, dim), np.nan, np.float32)
         self.landmarks = np.full((count, 5, 3), np.nan, np.float32)
         self.photo_landmarks = np.full((count, 5, 3), np.nan, np.float32)
         self.boxes = np.full((count, 4), np.nan, np.float32)
@@ -143,14 +139,13 @@ def embed_photos(
     if boxes is not None and landmarks is None:
         raise ValueError("--boxes needs --landmarks (the CSV front-end)")
     detector = CsvLandmarks(landmarks, boxes) if landmarks is not None else MTCNNDetector(min_face_size, device=device)
-    model = load_pretrained(model_path).to(device).eval()
-    size = tuple(model.img_size)
-
     photos = list_photos(images)
     listed = set(photos)
     keys = photos + ([k for k in detector.names() if k not in listed] if isinstance(detector, CsvLandmarks) else [])
     if not keys:
         raise ValueError(f"no photos ({', '.join(sorted(PHOTO_SUFFIXES))}) under {images}")
+    model = load_pretrained(model_path).to(device).eval()
+    size = tuple(model.img_size)
     rows = _Rows(keys, model.output_dim)
 
     batch: list[tuple[int, torch.Tensor, torch.Tensor]] = []

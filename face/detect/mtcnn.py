@@ -138,10 +138,10 @@ class MTCNNDetector(FaceDetector):
         factor: float = 0.709,
         device: str | torch.device = "cpu",
     ) -> None:
-        mtcnn_class, module, self.nms_source = load_facenet_mtcnn()
-        self._detect_face = module.detect_face
         if min_face_size < 12:
             raise ValueError(f"min_face_size must be >= 12 (P-Net's window), got {min_face_size}")
+        mtcnn_class, module, self.nms_source = load_facenet_mtcnn()
+        self._detect_face = module.detect_face
         self.min_face_size = int(min_face_size)
         self.thresholds = [float(t) for t in thresholds]
         self.factor = float(factor)

@@ -160,9 +160,16 @@ def test_embed_rejects_bad_arguments_with_exit_code_2(photos, checkpoint, tmp_pa
     assert "--boxes needs --landmarks" in capsys.readouterr().err
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert (
-        _run("--images", empty, "--model", checkpoint, "--out", out, "--landmarks", marks_csv, "--batch-size", 0) == 2
-    )
+    assert _run("--images", empty, "--model", checkpoint, "--out", out, "--batch-size", 0) == 2
+    assert "--batch-size must be >= 1" in capsys.readouterr().err
+    assert _run("--images", empty, "--model", checkpoint, "--out", out, "--min-face-size", 5) == 2
+    assert "min_face_size must be >= 12" in capsys.readouterr().err
+    (empty / "none.csv").write_text("image,x0,y0,x1,y1,x2,y2,x3,y3,x4,y4\n")
+    assert _run("--images", empty, "--model", checkpoint, "--out", out, "--landmarks", empty / "none.csv") == 2
+    assert "no landmark rows" in capsys.readouterr().err
+    if importlib.util.find_spec("facenet_pytorch") is not None:
+        assert _run("--images", empty, "--model", checkpoint, "--out", out) == 2  # none.csv is not a photo
+        assert "no photos" in capsys.readouterr().err
     assert not out.exists()
 
 
