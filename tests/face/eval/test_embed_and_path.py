@@ -143,3 +143,54 @@ def test_eval_command_writes_json_and_table(tmp_path, monkeypatch, capsys):
     assert "none.bin not found" in capsys.readouterr().err
     assert main(["eval", "--model", "m", "--raw", str(tmp_path / "pairs.bin"), "--out", str(out)]) == 2
     assert "--raw and --path-steps N go together" in capsys.readouterr().err
+
+
+def test_eval_command_end_to_end_on_synthface_with_a_saved_model(tmp_path, capsys):
+    from face.cli import main
+    from face.models import build_model, save_pretrained
+    from face.synth import generate, synth_config
+
+    small = {"ids": 2, "images_per_id": 2, "test_ids": 5, "test_images_per_id": 2, "pairs": 10, "photo_size": 96}
+    files = generate(synth_config("tiny", **small), tmp_path / "synth", progress=False)
+    torch.manual_seed(0)
+    save_pretrained(build_model({"preset": "vit_tiny", "rpe": "kprpe"}), tmp_path / "model")
+    out = tmp_path / "results.json"
+    args = ["eval", "--model", str(tmp_path / "model"), "--bin", str(files["aligned"]), str(files["unaligned"])]
+    args += ["--raw", str(files["raw"]), "--path-steps", "2", "--no-flip", "--out", str(out), "--no-progress"]
+    assert main(args) == 0
+    results = json.loads(out.read_text())
+    assert set(results["verification"]) == {"aligned", "unaligned"}
+    assert results["verification"]["aligned"]["landmarks"] and results["path"]["t"] == [0.0, 1.0]
+    assert results["flip"] is False and results["verification"]["unaligned"]["flip"] is False
+    assert all(0 <= a <= 1 for a in results["path"]["accuracy"])
+    printed = capsys.readouterr().out
+    assert "aligned" in printed and "unaligned" in printed and "path t:" in printed
+
+
+class MeanColour(nn.Module):
+    """Embeds a face by its mean colour (no parameters): identities below differ by colour only."""
+
+    def forward(self, images: torch.Tensor, landmarks: torch.Tensor | None) -> torch.Tensor:
+        return images.mean((2, 3)) + 1.0  # shift off the origin: colours in [-1, 1] would flip under the norm
+
+
+def test_identification_folder_through_the_command(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from face.cli import main
+    from face.commands import eval as eval_command
+
+    colours = {1: (200, 30, 30), 2: (30, 200, 30), 3: (30, 30, 200)}
+    files = {"Probe/1_0.png": colours[1], "Probe/2_0.png": colours[2], "Probe/3_0.png": colours[3]}
+    files.update({"Gallery_Match/1_1.png": (180, 40, 40), "Gallery_Match/2_1.png": colours[2]})
+    files.update({"Gallery_Match/3_1.png": colours[3], "Gallery_Distractor/a.png": colours[1]})
+    for name, colour in files.items():
+        (tmp_path / "tiny" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (24, 30), colour).save(tmp_path / "tiny" / name)
+    monkeypatch.setattr(eval_command, "_load_model", lambda path: MeanColour())
+    out = tmp_path / "r.json"
+    assert main(["eval", "--model", "m", "--identification", str(tmp_path / "tiny"), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())["identification"]["tiny"]
+    # probe 1's colour equals the distractor's: its match comes second
+    assert result["rank1"] == pytest.approx(2 / 3) and result["rank5"] == 1.0
+    assert (result["probes"], result["gallery"], result["without_match"]) == (3, 4, 0)
