@@ -7,10 +7,13 @@
   install it when it is missing.
 
 Every front-end implements :meth:`FaceDetector.detect` and returns one :class:`Detections` per photo.
-:func:`batched_nms` / :func:`nms` reproduce torchvision's, for MTCNN where torchvision does not import.
+:func:`prepare_face` turns one detection into the model's input (aligned or detection crop + landmarks in
+``[0, 1]``); :func:`batched_nms` / :func:`nms` reproduce torchvision's, for MTCNN where torchvision does not
+import.
 """
 
 from face.detect.base import Detections, FaceDetector, box_from_landmarks, landmarks_inside
+from face.detect.inputs import FaceInput, prepare_face
 from face.detect.mtcnn import INSTALL_HINT, MTCNNDetector
 from face.detect.nms import batched_nms, nms
 from face.detect.table import CsvLandmarks, read_box_csv, write_box_csv
@@ -20,11 +23,13 @@ __all__ = [
     "CsvLandmarks",
     "Detections",
     "FaceDetector",
+    "FaceInput",
     "MTCNNDetector",
     "batched_nms",
     "box_from_landmarks",
     "landmarks_inside",
     "nms",
+    "prepare_face",
     "read_box_csv",
     "write_box_csv",
 ]
