@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 import numpy as np
@@ -24,13 +24,34 @@ import torch
 
 from kprpe.io import atomic_open
 
-__all__ = ["FLIP_ORDER", "POINTS", "flip_landmarks", "read_landmark_csv", "write_landmark_csv"]
+__all__ = ["FLIP_ORDER", "POINTS", "flip_landmarks", "image_csv_rows", "read_landmark_csv", "write_landmark_csv"]
 
 POINTS = 5
 #: Index map of a horizontal flip: the mirrored left eye is the new right eye, and so on.
 FLIP_ORDER = (1, 0, 2, 4, 3)
 
 Points = TypeVar("Points", torch.Tensor, np.ndarray)
+
+
+def image_csv_rows(path: str | os.PathLike[str], kind: str = "landmark CSV") -> Iterator[tuple[int, list[str]]]:
+    """``(line number, cells)`` of a CSV whose header starts with ``image``; blank rows are skipped.
+
+    The shared reader of the per-image tables (landmarks, boxes): ``kind`` names the table in errors.
+
+    Raises:
+        FileNotFoundError: naming ``kind`` and the path when it does not exist.
+        ValueError: naming the file when the header does not start with ``image``.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{kind} {path} not found")
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None or not header or header[0].strip() != "image":
+            raise ValueError(f"{path}: expected a header starting with 'image', got {header!r}")
+        for line, row in enumerate(reader, start=2):
+            if row and any(cell.strip() for cell in row):
+                yield line, row
 
 
 def read_landmark_csv(path: str | os.PathLike[str]) -> list[tuple[str, torch.Tensor]]:
@@ -43,34 +64,24 @@ def read_landmark_csv(path: str | os.PathLike[str]) -> list[tuple[str, torch.Ten
         ValueError: naming the file and line of a malformed row, or a file without rows.
     """
     rows: list[tuple[str, torch.Tensor]] = []
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"landmark CSV {path} not found")
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or not header or header[0].strip() != "image":
-            raise ValueError(f"{path}: expected a header starting with 'image', got {header!r}")
-        for line, row in enumerate(reader, start=2):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            values = row[1:]
-            if len(values) not in (2 * POINTS, 3 * POINTS):
-                raise ValueError(
-                    f"{path}:{line}: expected 10 (x, y) or 15 (x, y, confidence) numbers after the image, "
-                    f"got {len(values)}"
-                )
-            try:
-                numbers = [float(v) if v.strip() else math.nan for v in values]
-            except ValueError as e:
-                raise ValueError(f"{path}:{line}: {e}") from None
-            xy = torch.tensor(numbers[: 2 * POINTS], dtype=torch.float64).view(POINTS, 2)
-            conf = (
-                torch.tensor(numbers[2 * POINTS :], dtype=torch.float64)
-                if len(values) == 3 * POINTS
-                else torch.ones(POINTS, dtype=torch.float64)
+    for line, row in image_csv_rows(path):
+        values = row[1:]
+        if len(values) not in (2 * POINTS, 3 * POINTS):
+            raise ValueError(
+                f"{path}:{line}: expected 10 (x, y) or 15 (x, y, confidence) numbers after the image, got {len(values)}"
             )
-            conf = torch.where(torch.isfinite(xy).all(-1) & torch.isfinite(conf), conf, torch.zeros_like(conf))
-            rows.append((row[0].strip(), torch.cat([xy, conf[:, None]], -1)))
+        try:
+            numbers = [float(v) if v.strip() else math.nan for v in values]
+        except ValueError as e:
+            raise ValueError(f"{path}:{line}: {e}") from None
+        xy = torch.tensor(numbers[: 2 * POINTS], dtype=torch.float64).view(POINTS, 2)
+        conf = (
+            torch.tensor(numbers[2 * POINTS :], dtype=torch.float64)
+            if len(values) == 3 * POINTS
+            else torch.ones(POINTS, dtype=torch.float64)
+        )
+        conf = torch.where(torch.isfinite(xy).all(-1) & torch.isfinite(conf), conf, torch.zeros_like(conf))
+        rows.append((row[0].strip(), torch.cat([xy, conf[:, None]], -1)))
     if not rows:
         raise ValueError(f"{path}: no landmark rows")
     return rows
