@@ -66,9 +66,9 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
         width = np.maximum(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0)
         height = np.maximum(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0)
         inter = width * height
-        overlap = inter / (areas[i] + areas[rest] - inter)
-        with np.errstate(invalid="ignore"):  # 0 / 0 for two empty boxes: NaN, never suppresses (as in C++)
-            suppressed[rest] |= overlap.astype(np.float64) > iou_threshold
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0 (two empty boxes): NaN, never suppresses
+            overlap = inter / (areas[i] + areas[rest] - inter)
+        suppressed[rest] |= overlap.astype(np.float64) > iou_threshold
     return order[torch.as_tensor(kept, dtype=torch.int64, device=order.device)]
 
 
