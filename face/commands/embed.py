@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -37,6 +38,9 @@ from PIL import Image, ImageOps
 from tqdm import tqdm
 
 from kprpe.io import atomic_open
+
+if TYPE_CHECKING:
+    from face.detect import Detections
 
 __all__ = ["PHOTO_SUFFIXES", "embed_photos", "list_photos", "read_photo"]
 
@@ -99,11 +103,12 @@ class _Rows:
         self.dropped = np.zeros(count, np.int64)
 
 
-def _choose(found, how: str) -> int:
+def _choose(found: Detections, how: str) -> int:
+    """Index of the face to embed: the first (front-ends order faces best first) or the largest box."""
     if how == "largest":
         sides = (found.boxes[:, 2] - found.boxes[:, 0]) * (found.boxes[:, 3] - found.boxes[:, 1])
         return int(torch.nan_to_num(sides, nan=-1.0).argmax())
-    return 0  # front-ends return faces best first
+    return 0
 
 
 def embed_photos(
