@@ -86,7 +86,7 @@ def test_aligned_real_face_gives_the_template_landmarks(detector):
 def test_group_photo_finds_the_six_people_with_sane_landmarks(detector):
     photo = _sample_photo("t1.jpg")[:, ::2, ::2].contiguous()  # 640x443: faster, faces still > 40 px
     found = detector.detect([photo])[0]
-    confident = found.scores > 0.97
+    confident = found.scores > 0.9  # measured: six faces, lowest 0.986; nothing else at this size
     assert confident.sum() == 6, found.scores
     assert torch.all(found.scores[:-1] >= found.scores[1:])  # best first
     marks, boxes = found.landmarks[confident], found.boxes[confident]
