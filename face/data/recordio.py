@@ -169,6 +169,18 @@ class RecordIOReader:
                 raise ValueError(f"{where}: corrupt record (continuation flag {cflag} out of sequence)")
         return _MAGIC_BYTES.join(parts)
 
+    def read_head(self, key: int, size: int) -> bytes:
+        """The first ``size`` payload bytes of record ``key`` (at most the first part); cheap label scans."""
+        if key not in self.offsets:
+            raise KeyError(f"{self.rec}: no record with key {key} in {self.idx}")
+        handle = self._file()
+        handle.seek(self.offsets[key])
+        head = handle.read(8)
+        if len(head) < 8 or struct.unpack("<I", head[:4])[0] != MAGIC:
+            raise ValueError(f"{self.rec}: record {key} (byte {self.offsets[key]}): corrupt or truncated header")
+        length = struct.unpack("<I", head[4:])[0] & _LENGTH_MASK
+        return handle.read(min(size, length))
+
     def __enter__(self):
         return self
 
@@ -272,6 +284,7 @@ class RecordFaceDataset(Dataset):
                 self.keys = list(range(1, int(header.label[0])))
             else:
                 self.keys = sorted(self.reader.offsets)
+        self._labels: torch.Tensor | None = None
         if landmarks == "auto":
             sidecar = Path(rec).with_suffix(".landmarks.npy")
             landmarks = sidecar if sidecar.is_file() else None
@@ -288,8 +301,23 @@ class RecordFaceDataset(Dataset):
         return len(self.keys)
 
     def label(self, index: int) -> int:
-        """The label of item ``index`` (reads the record header only)."""
-        return self._read(index)[0]
+        """The label of item ``index`` (reads the record header only, not the image)."""
+        key = self.keys[index]
+        head = self.reader.read_head(key, _IR_SIZE)
+        flag = struct.unpack("<I", head[:4])[0] if len(head) >= 4 else 0
+        if flag > 0:
+            head = self.reader.read_head(key, _IR_SIZE + 4 * flag)
+        if len(head) < _IR_SIZE + 4 * flag:  # a first part cut short by an escaped magic word: read it all
+            head = self.reader.read(key)
+        header, _ = unpack_record(head, f"{self.reader.rec}: record {key}")
+        return int(header.label if header.flag == 0 else header.label[0])
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """``(N,)`` int64 labels of all items (one pass over the record headers, cached)."""
+        if self._labels is None:
+            self._labels = torch.tensor([self.label(i) for i in range(len(self))], dtype=torch.int64)
+        return self._labels
 
     def _read(self, index: int) -> tuple[int, bytes]:
         key = self.keys[index]

@@ -71,6 +71,7 @@ def test_face_recordio_round_trip_with_header_record_and_landmarks(tmp_path):
     assert header.flag == 2 and header.label.tolist() == [7.0, 10.0]  # images 1..6, identity records 7..9
     ranges = [unpack_record(data.reader.read(k))[0].label.tolist() for k in (7, 8, 9)]
     assert ranges == [[1.0, 3.0], [3.0, 5.0], [5.0, 7.0]]
+    assert data.labels.tolist() == [label for _, label in faces]
     for i, (image, label) in enumerate(faces):
         got, points, got_label = data[i]
         assert got_label == label and got.shape == (3, 24, 24) and got.dtype == torch.uint8
@@ -86,7 +87,7 @@ def test_label_arrays_take_the_first_value_and_no_header_means_every_key(tmp_pat
         writer.write(3, pack_record([4.0, 9.0], jpeg))
         writer.write(8, pack_record(2.0, jpeg))
     data = RecordFaceDataset(tmp_path / "a.rec")
-    assert data.keys == [3, 8] and [data.label(0), data.label(1)] == [4, 2]
+    assert data.keys == [3, 8] and [data.label(0), data.label(1)] == [4, 2] and data.labels.tolist() == [4, 2]
     assert torch.isnan(data[0][1][:, :2]).all() and (data[0][1][:, 2] == 0).all()  # no landmarks: missing
 
 
