@@ -5,6 +5,10 @@ the ArcFace-aligned crop (the least-squares similarity of its five landmarks to 
 affine maps from photo pixels to crop pixels; the path warps the photo by the entry-wise interpolation
 ``M(t) = (1 - t) M0 + t M1`` and moves the landmarks with it, so at every ``t`` the model sees a crop and the
 exact landmarks on it. ``t = 0`` is the unaligned setting of the paper's Table 1, ``t = 1`` the aligned one.
+
+Interpolating the photo -> crop maps is the same as interpolating, in crop space, from the identity to the
+detection-crop -> aligned-crop map ``A = M1 M0^-1`` and applying it after ``M0``:
+``((1 - t) I + t A) M0 = (1 - t) M0 + t M1`` (composition is linear in the left factor).
 """
 
 from __future__ import annotations

@@ -70,6 +70,12 @@ def test_interpolate_affine_and_path_endpoints():
     torch.testing.assert_close(interpolate_affine(m0, m1, 0.25), 0.75 * m0 + 0.25 * m1)
     with pytest.raises(ValueError, match="t must be in"):
         interpolate_affine(m0, m1, 1.5)
+    # the same path read in crop space: from the identity to A = M1 M0^-1, applied after M0
+    square = torch.tensor([[[0.0, 0, 1]]])
+    h0, h1 = torch.cat([m0, square], 1), torch.cat([m1, square], 1)
+    a = h1 @ torch.linalg.inv(h0)
+    crop_space = ((1 - 0.3) * torch.eye(3) + 0.3 * a) @ h0
+    torch.testing.assert_close(crop_space[:, :2], interpolate_affine(m0, m1, 0.3))
 
     g = torch.Generator().manual_seed(3)
     photos = [torch.randint(0, 256, (3, 150, 140), generator=g, dtype=torch.uint8) for _ in range(2)]
