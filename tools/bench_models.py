@@ -10,13 +10,18 @@ reported as ratios to the model's baseline measured in the same run:
   landmarks) for every attention backend that runs on the device.
 * SwinGait-2D (paper widths, 64x44 silhouettes, 17 joints): baseline ``swin`` (Swin's own window
   bias); variants ``none`` and ``kprpe:<backend>``.
+* ``face_s`` / ``face_b``: the face package's model exactly as the authors released it
+  (:func:`face.models.build_model` ``vit_small`` / ``vit_base``: no qkv bias, ReLU6, flatten-BN head),
+  ``model(images, landmarks)``; baseline ``none``, variants ``irpe`` and ``kprpe:<backend>``.
 
     python tools/bench_models.py                             # CPU: float32, small batches
     python tools/bench_models.py --device cuda --write       # bf16 autocast, batch 256 / 32x4x30
     python tools/bench_models.py --models vit_s --variants none kprpe:triton kprpe:flex
+    python tools/bench_models.py --device cpu --models face_s --eval-only --batch 32 --write   # face inference
 
 Issue targets (CUDA, bf16): KP-RPE ViT-S/B training >= 0.90x, evaluation >= 0.95x, peak memory
-<= 1.10x of ``none``; SwinGait-2D + KP-RPE training >= 0.95x of ``swin``.
+<= 1.10x of ``none``; SwinGait-2D + KP-RPE training >= 0.95x of ``swin``. Face inference (issue 11):
+KP-RPE ViT-S costs <= 1.15x the time of ``none`` on CPU (batch 32, float32), <= 1.05x on GPU.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from face.models import build_model as build_face_model
 from kprpe.benchmark import (
     PeakMemory,
     command_line,
@@ -69,6 +75,12 @@ MODELS = {
         {"img_size": 112, "patch_size": 8, "embed_dim": 512, "depth": 24, "num_heads": 16},
         {"img_size": 32, "patch_size": 8, "embed_dim": 64, "depth": 2, "num_heads": 4},
     ),
+    "face_s": ModelSpec(
+        "FaceViT-S", "none", ("irpe",), {"preset": "vit_small"}, {"preset": "vit_tiny", "depth": 2},
+    ),
+    "face_b": ModelSpec(
+        "FaceViT-B", "none", ("irpe",), {"preset": "vit_base"}, {"preset": "vit_tiny", "depth": 2},
+    ),
     "swingait": ModelSpec(
         "SwinGait-2D", "swin", ("none",),
         {},
@@ -97,6 +109,13 @@ def build(model: str, variant: str, tiny: bool, device: torch.device) -> torch.n
     if model == "swingait":
         rel_pos = "kprpe" if variant.startswith("kprpe") else variant
         net = SwinGait2D(num_classes=64, rel_pos=rel_pos, backend=backend, **kwargs)
+    elif model.startswith("face_"):
+        rpe = {"none": "none", "irpe": "irpe"}.get(variant, "kprpe")
+        net = build_face_model({**kwargs, "rpe": rpe, "backend": backend})
+        if rpe != "none":  # trained tables are not zero; keep the bias from being a constant
+            for name, p in net.named_parameters():
+                if name.startswith("kprpe.") or ".rpe." in name:
+                    torch.nn.init.normal_(p, std=0.02)
     else:
         rpe = {"none": "none", "irpe": "contextual"}.get(variant, "kprpe")
         net = VisionTransformer(rpe=rpe, backend=backend, **kwargs)
@@ -111,7 +130,7 @@ def make_inputs(model: str, batch: int, gait_batch: tuple[int, int, int], tiny: 
         sils = (torch.rand(p * k, frames, 64, 44, generator=gen) > 0.5).float()
         joints = torch.cat([torch.rand(p * k, frames, 17, 2, generator=gen), torch.ones(p * k, frames, 17, 1)], -1)
         return (sils.to(device), joints.to(device)), p * k * frames
-    size = MODELS[model].tiny_kwargs["img_size"] if tiny else MODELS[model].kwargs["img_size"]
+    size = (MODELS[model].tiny_kwargs if tiny else MODELS[model].kwargs).get("img_size", 112)
     images = torch.randn(batch, 3, size, size, generator=gen)
     landmarks = torch.rand(batch, 5, 2, generator=gen)
     return (images.to(device), landmarks.to(device)), batch
@@ -124,7 +143,7 @@ def _loss(out) -> torch.Tensor:
 
 
 def worker(model: str, variant: str, device_name: str, amp: bool, batch: int, gait_batch, repeats: int,
-           warmup: int, tiny: bool) -> dict:  # fmt: skip
+           warmup: int, tiny: bool, eval_only: bool = False) -> dict:  # fmt: skip
     """One measurement in this process: training and evaluation items/s and peak training memory."""
     device = torch.device(device_name)
     torch.manual_seed(0)
@@ -147,7 +166,7 @@ def worker(model: str, variant: str, device_name: str, amp: bool, batch: int, ga
         with torch.no_grad(), autocast:
             net(*args)
 
-    train_unavailable = variant == "kprpe:flex" and device.type == "cpu"
+    train_unavailable = eval_only or (variant == "kprpe:flex" and device.type == "cpu")
     peak = PeakMemory(device)
     if train_unavailable:
         result["train_per_s"] = None
@@ -171,6 +190,7 @@ def run_all(args) -> tuple[list[dict], dict[str, dict[str, str]]]:
                 __file__, "--worker", model, variant, "--device", args.device, "--batch", str(args.batch),
                 "--gait-batch", *map(str, args.gait_batch), "--repeats", str(args.repeats),
                 "--warmup", str(args.warmup), *(["--amp"] if args.amp else []), *(["--tiny"] if args.tiny else []),
+                *(["--eval-only"] if args.eval_only else []),
             ]  # fmt: skip
             result = {"train_per_s": None, "eval_per_s": None, "peak_mib": None, **run_isolated(cmd, REPO)}
             result.update(model=model, variant=variant)
@@ -193,7 +213,12 @@ def markdown(rows: list[dict], skipped: dict[str, dict[str, str]], args, command
         f"Command: `{command}` ({time.strftime('%Y-%m-%d')}), {shape}. Face ViTs: batch {args.batch} images; "
         f"SwinGait-2D: {p} x {k} sequences x {frames} frames. Median of {args.repeats} steps after {args.warmup} "
         "warm-up step(s); a training step is forward, backward and an AdamW step. Ratios are to the first row of each "
-        "model in the same run (throughput: lower is slower; memory: peak of training above the model's start).",
+        "model in the same run (throughput: lower is slower; memory: peak of training above the model's start)."
+        + (
+            " Inference only (`--eval-only`): no training step; the time a variant costs is 1 / its eval ratio."
+            if args.eval_only
+            else ""
+        ),
         "",
         "| model | variant | train items/s | train ratio | eval items/s | eval ratio | peak train MiB | peak ratio |",
         "|---|---|---|---|---|---|---|---|",
@@ -231,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                         help="bfloat16 autocast (default on CUDA)")  # fmt: skip
     parser.add_argument("--tiny", action="store_true", help="tiny models of the same structure (smoke test)")
+    parser.add_argument("--eval-only", action="store_true", help="measure inference only (no training step)")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
@@ -245,12 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     args.amp = cuda if args.amp is None else args.amp
     if args.worker:
         result = worker(*args.worker, args.device, args.amp, args.batch, args.gait_batch, args.repeats,
-                        args.warmup, args.tiny)  # fmt: skip
+                        args.warmup, args.tiny, args.eval_only)  # fmt: skip
         print(json.dumps(result))
         return 0
     rows, skipped = run_all(args)
     table = markdown(rows, skipped, args, command_line("tools/bench_models.py", argv))
     key = f"bench_models:{args.device}:{'bf16' if args.amp else 'fp32'}{':tiny' if args.tiny else ''}"
+    if args.eval_only:  # its own section: an inference-only run does not replace the training table
+        key += ":eval:" + "+".join(args.models)
     publish(table, key, REPO / "benchmarks" / "RESULTS.md", args.write)
     return 0
 

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="module")
@@ -38,3 +39,13 @@ def test_main_writes_a_table_with_ratios_to_the_baseline(bench, tmp_path, capsys
     assert all("error" not in r and r["train_per_s"] > 0 for r in rows)
     table = capsys.readouterr().out
     assert "| face ViT-S | none |" in table and "1.00x" in table and "kprpe:reference" in table
+
+
+def test_face_models_measure_inference_only(bench):
+    names, _ = bench.variants("face_s", "cpu")
+    assert names[:2] == ["none", "irpe"] and "kprpe:sdpa" in names
+    result = bench.worker("face_s", "kprpe:sdpa", "cpu", False, 2, (1, 1, 1), repeats=1, warmup=0, tiny=True,
+                          eval_only=True)  # fmt: skip
+    assert result["train_per_s"] is None and result["peak_mib"] is None and result["eval_per_s"] > 0
+    net = bench.build("face_s", "kprpe:sdpa", True, torch.device("cpu"))
+    assert net.config["rpe"] == "kprpe" and net.config["backend"] == "sdpa" and net.kprpe.proj.weight.abs().sum() > 0
