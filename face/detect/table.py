@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from face.detect.base import Detections, FaceDetector, box_from_landmarks
-from face.landmarks import read_landmark_csv
+from face.landmarks import image_csv_rows, read_landmark_csv
 from kprpe.io import atomic_open
 
 __all__ = ["BOX_COLUMNS", "CsvLandmarks", "read_box_csv", "write_box_csv"]
@@ -33,30 +33,21 @@ def read_box_csv(path: str | os.PathLike[str]) -> dict[str, tuple[torch.Tensor, 
         ValueError: naming the file and line of a malformed row (wrong cell count, not a number, no area,
             an image listed twice), or a file without rows.
     """
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"box CSV {path} not found")
     boxes: dict[str, tuple[torch.Tensor, float]] = {}
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or not header or header[0].strip() != "image":
-            raise ValueError(f"{path}: expected a header starting with 'image', got {header!r}")
-        for line, row in enumerate(reader, start=2):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            if len(row) not in (5, 6):
-                raise ValueError(f"{path}:{line}: expected image,x0,y0,x1,y1[,score], got {len(row)} cells")
-            try:
-                numbers = [float(cell) for cell in row[1:]]
-            except ValueError as e:
-                raise ValueError(f"{path}:{line}: {e}") from None
-            x0, y0, x1, y1 = numbers[:4]
-            if not all(math.isfinite(v) for v in numbers) or x1 <= x0 or y1 <= y0:
-                raise ValueError(f"{path}:{line}: box {numbers[:4]} must be finite with x1 > x0 and y1 > y0")
-            name = row[0].strip()
-            if name in boxes:
-                raise ValueError(f"{path}:{line}: {name!r} has a box already")
-            boxes[name] = (torch.tensor(numbers[:4], dtype=torch.float32), numbers[4] if len(numbers) == 5 else 1.0)
+    for line, row in image_csv_rows(path, "box CSV"):
+        if len(row) not in (5, 6):
+            raise ValueError(f"{path}:{line}: expected image,x0,y0,x1,y1[,score], got {len(row)} cells")
+        try:
+            numbers = [float(cell) for cell in row[1:]]
+        except ValueError as e:
+            raise ValueError(f"{path}:{line}: {e}") from None
+        x0, y0, x1, y1 = numbers[:4]
+        if not all(math.isfinite(v) for v in numbers) or x1 <= x0 or y1 <= y0:
+            raise ValueError(f"{path}:{line}: box {numbers[:4]} must be finite with x1 > x0 and y1 > y0")
+        name = row[0].strip()
+        if name in boxes:
+            raise ValueError(f"{path}:{line}: {name!r} has a box already")
+        boxes[name] = (torch.tensor(numbers[:4], dtype=torch.float32), numbers[4] if len(numbers) == 5 else 1.0)
     if not boxes:
         raise ValueError(f"{path}: no box rows")
     return boxes
