@@ -1,4 +1,4 @@
-"""kprpe.optim (warm-up + cosine, weight-decay groups) and kprpe.scalars (resumable TensorBoard scalars)."""
+"""kprpe.optim (warm-up + cosine, weight-decay groups), kprpe.scalars (resumable TensorBoard scalars), kprpe.seeding."""
 
 from __future__ import annotations
 
@@ -46,3 +46,11 @@ def test_scalar_log_history_prefix_and_lazy_writer(tmp_path):
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
     assert set(events.Tags()["scalars"]) == {"train/loss", "val/acc", "train/x"}
+
+
+def test_step_seed_is_a_pure_function_with_independent_streams():
+    from kprpe.seeding import step_seed
+
+    assert step_seed(0, 0, 5) == step_seed(0, 0, 5)
+    seeds = {step_seed(0, r, s, k) for r in range(2) for s in range(50) for k in range(3)}
+    assert len(seeds) == 300 and all(0 <= x < 2**63 for x in seeds)

@@ -3,7 +3,7 @@ the :class:`Trainer` (margin heads of :mod:`face.heads`, DDP, exact resume)."""
 
 from face.train.augment import PHOTOMETRIC_OPS, AugmentConfig, FaceAugment
 from face.train.config import TrainConfig
-from face.train.trainer import FaceRecognizer, FaceTrainSet, StepBatchSampler, Trainer, model_inputs, step_seed
+from face.train.trainer import FaceRecognizer, FaceTrainSet, StepBatchSampler, Trainer, model_inputs
 
 __all__ = [
     "PHOTOMETRIC_OPS",
@@ -15,5 +15,4 @@ __all__ = [
     "TrainConfig",
     "Trainer",
     "model_inputs",
-    "step_seed",
 ]

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -41,18 +40,15 @@ from kprpe.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint
 from kprpe.io import atomic_write_text
 from kprpe.optim import set_learning_rate, warmup_cosine, weight_decay_groups
 from kprpe.scalars import ScalarLog
+from kprpe.seeding import step_seed
 
-__all__ = ["FaceRecognizer", "FaceTrainSet", "StepBatchSampler", "Trainer", "model_inputs", "step_seed"]
+__all__ = ["FaceRecognizer", "FaceTrainSet", "StepBatchSampler", "Trainer", "model_inputs"]
+
+# streams of kprpe.seeding.step_seed
+_AUGMENT, _GLOBAL, _ORDER = 0, 1, 2
 
 # Landmarks moved further than this outside [0, 1] by an augmentation are treated as missing.
 _LANDMARK_RANGE = (-0.5, 1.5)
-
-
-def step_seed(seed: int, rank: int, step: int, stream: int = 0) -> int:
-    """A 63-bit seed for ``stream`` (0 augmentation, 1 torch's global generator, 2 data order) of step ``step``
-    on process ``rank`` (independent streams via ``SeedSequence``)."""
-    state = np.random.SeedSequence([seed, stream, rank, step]).generate_state(1, np.uint64)[0]
-    return int(state >> np.uint64(1))
 
 
 class FaceTrainSet(Dataset):
@@ -118,7 +114,9 @@ class StepBatchSampler(Sampler[list[int]]):
         return order[first : first + self.batch].tolist()
 
     def epoch_order(self, epoch: int) -> torch.Tensor:
-        return torch.randperm(self.n, generator=torch.Generator().manual_seed(step_seed(self.seed, 0, epoch, stream=2)))
+        return torch.randperm(
+            self.n, generator=torch.Generator().manual_seed(step_seed(self.seed, 0, epoch, stream=_ORDER))
+        )
 
     def __iter__(self):
         epoch, order = -1, None
@@ -287,7 +285,7 @@ class Trainer:
     # ------------------------------------------------------------------ training
     def _batch(self, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor], step: int):
         images, landmarks, labels = batch
-        generator = torch.Generator().manual_seed(step_seed(self.config.seed, self.rank, step))
+        generator = torch.Generator().manual_seed(step_seed(self.config.seed, self.rank, step, stream=_AUGMENT))
         images, landmarks = self.augment(images.float() / 255.0, landmarks.float(), generator)
         images, keypoints = model_inputs(images, landmarks)
         return images.to(self.device), keypoints.to(self.device), labels.to(self.device)
@@ -295,7 +293,7 @@ class Trainer:
     def train_step(self, batch) -> dict[str, float]:
         """One optimiser step on a collated ``(images, landmarks, labels)`` batch; returns the logged scalars."""
         cfg = self.config
-        torch.manual_seed(step_seed(cfg.seed, self.rank, self.step, stream=1))  # drop-path, class sampling
+        torch.manual_seed(step_seed(cfg.seed, self.rank, self.step, stream=_GLOBAL))  # drop-path, class sampling
         images, keypoints, labels = self._batch(batch, self.step)
         lr = warmup_cosine(self.step, cfg.iterations, cfg.warmup_steps, cfg.lr, cfg.min_lr)
         set_learning_rate(self.optimizer, lr)
