@@ -48,6 +48,7 @@ from kprpe.io import atomic_write_bytes, atomic_write_text
 __all__ = ["generate"]
 
 MANIFEST = "synthface.json"
+PARTIAL = "synthface.partial"
 CROP = (112, 112)
 _TRAIN, _TEST, _TRAIN_PHOTO, _TEST_PHOTO, _PAIRS = 1, 2, 3, 4, 5  # generator streams
 
@@ -186,20 +187,24 @@ def generate(config: SynthConfig, out_dir: str | os.PathLike[str], progress: boo
     """Render SynthFace into ``out_dir`` (layout in the module docstring); returns ``{name: path}`` written.
 
     A folder that already holds a SynthFace of the same config is reused as it is (its paths are returned);
-    one of another config is an error unless ``overwrite`` (then its ``train/`` and ``test/`` are replaced).
+    one of another config is an error unless ``overwrite``. An interrupted run (its marker file
+    ``synthface.partial`` is left behind) is rendered again from scratch. Only SynthFace's own ``train/`` and
+    ``test/`` are ever removed.
     """
     out = Path(out_dir)
-    manifest_path = out / MANIFEST
-    if manifest_path.is_file():
+    manifest_path, partial = out / MANIFEST, out / PARTIAL
+    if manifest_path.is_file() and not overwrite:
         previous = json.loads(manifest_path.read_text())
-        if _same_output(previous.get("config", {}), config) and not overwrite:
+        if _same_output(previous.get("config", {}), config):
             return {name: out / rel for name, rel in previous["files"].items()}
-        if not overwrite:
-            raise ValueError(f"{out} holds a SynthFace of another config; pass overwrite (--overwrite) to replace it")
-    elif (out / "train").exists() or (out / "test").exists():
+        raise ValueError(f"{out} holds a SynthFace of another config; pass overwrite (--overwrite) to replace it")
+    ours = manifest_path.is_file() or partial.is_file()
+    if not ours and ((out / "train").exists() or (out / "test").exists()):
         raise ValueError(f"{out} has train/ or test/ folders not written by SynthFace; choose an empty folder")
+    atomic_write_text(partial, json.dumps(config.to_dict()) + "\n")  # marks the folder as ours while rendering
+    manifest_path.unlink(missing_ok=True)
     for sub in ("train", "test"):
-        if overwrite and (out / sub).exists():
+        if (out / sub).exists():
             shutil.rmtree(out / sub)
     start = time.perf_counter()
     train = _render_all(config, _TRAIN, config.ids, progress, "synth train")
@@ -263,6 +268,7 @@ def generate(config: SynthConfig, out_dir: str | os.PathLike[str], progress: boo
     files["manifest"] = manifest_path
     manifest["files"]["manifest"] = MANIFEST
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2) + "\n")
+    partial.unlink()
     return files
 
 

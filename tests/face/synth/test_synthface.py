@@ -94,6 +94,14 @@ def test_output_depends_on_the_seed_only(tiny, tmp_path):
     assert files["aligned"].stat().st_mtime_ns == before
     with pytest.raises(ValueError, match="another config"):
         generate(synth_config("tiny", seed=1), out, progress=False)
+    # an interrupted run is rendered again without asking; folders that are not SynthFace's are left alone
+    (tmp_path / "one" / "synthface.json").unlink()
+    (tmp_path / "one" / "synthface.partial").write_text("{}")
+    again = generate(synth_config("tiny", **small), tmp_path / "one", progress=False)
+    assert not (tmp_path / "one" / "synthface.partial").exists() and again["aligned"].is_file()
+    (tmp_path / "mine" / "train").mkdir(parents=True)
+    with pytest.raises(ValueError, match="not written by SynthFace"):
+        generate(synth_config("tiny", **small), tmp_path / "mine", progress=False)
 
 
 def test_config_errors_name_the_key():
