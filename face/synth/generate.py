@@ -78,7 +78,6 @@ def _pixels(keypoints: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
 def _render_identity(task: tuple[SynthConfig, int, int]) -> _Rendered:
     """Render identity ``index`` of split ``split`` (``_TRAIN`` or ``_TEST``): photos, then crops."""
     config, split, index = task
-    torch.set_num_threads(1)
     ident = sample_identity(np.random.default_rng([config.seed, split, index]))
     photo_stream = _TRAIN_PHOTO if split == _TRAIN else _TEST_PHOTO
     count = config.images_per_id if split == _TRAIN else config.test_images_per_id
@@ -121,7 +120,7 @@ def _render_all(config: SynthConfig, split: int, count: int, progress: bool, des
     if config.workers <= 1:
         return [_render_identity(task) for task in tqdm(tasks, desc=desc, unit="id", disable=not progress)]
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    with context.Pool(config.workers) as pool:
+    with context.Pool(config.workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
         iterator = pool.imap(_render_identity, tasks, chunksize=4)  # ordered: output independent of workers
         return list(tqdm(iterator, total=count, desc=desc, unit="id", disable=not progress))
 
