@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,7 +145,7 @@ def _loss(out) -> torch.Tensor:
 
 
 def worker(model: str, variant: str, device_name: str, amp: bool, batch: int, gait_batch, repeats: int,
-           warmup: int, tiny: bool, eval_only: bool = False) -> dict:  # fmt: skip
+           warmup: int, tiny: bool) -> dict:  # fmt: skip
     """One measurement in this process: training and evaluation items/s and peak training memory."""
     device = torch.device(device_name)
     torch.manual_seed(0)
@@ -166,7 +168,7 @@ def worker(model: str, variant: str, device_name: str, amp: bool, batch: int, ga
         with torch.no_grad(), autocast:
             net(*args)
 
-    train_unavailable = eval_only or (variant == "kprpe:flex" and device.type == "cpu")
+    train_unavailable = variant == "kprpe:flex" and device.type == "cpu"
     peak = PeakMemory(device)
     if train_unavailable:
         result["train_per_s"] = None
@@ -179,20 +181,61 @@ def worker(model: str, variant: str, device_name: str, amp: bool, batch: int, ga
     return result
 
 
+def eval_worker(model: str, names: list[str], device_name: str, amp: bool, batch: int, gait_batch, repeats: int,
+                warmup: int, tiny: bool) -> list[dict]:  # fmt: skip
+    """Inference of every variant in one process, one step of each in turn (``--eval-only``).
+
+    Interleaving makes load from other work on a shared machine fall on all variants alike, so the ratios
+    hold even where the absolute numbers drift; the median step of each variant is reported.
+    """
+    device = torch.device(device_name)
+    torch.manual_seed(0)
+    inputs, items = make_inputs(model, batch, gait_batch, tiny, device)
+    nets = {name: build(model, name, tiny, device).eval() for name in names}
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
+
+    def step(name: str) -> None:
+        needs_keypoints = model == "swingait" or not name.startswith(("none", "irpe"))
+        with torch.no_grad(), autocast:
+            nets[name](*(inputs if needs_keypoints else inputs[:1]))
+
+    for _ in range(warmup):
+        for name in names:
+            step(name)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for _ in range(max(1, repeats)):
+        for name in names:
+            times[name].append(time_ms(lambda name=name: step(name), device, repeats=1, warmup=0))
+    return [
+        {"items": items, "train_per_s": None, "peak_mib": None, "eval_per_s": items / statistics.median(t) * 1e3}
+        for t in times.values()
+    ]
+
+
+def _measure(args, model: str, names: list[str]) -> Iterator[dict]:
+    """One isolated worker per variant (training + inference), or one for all (``--eval-only``, interleaved)."""
+    common = [
+        "--device", args.device, "--batch", str(args.batch), "--gait-batch", *map(str, args.gait_batch),
+        "--repeats", str(args.repeats), "--warmup", str(args.warmup), *(["--amp"] if args.amp else []),
+        *(["--tiny"] if args.tiny else []),
+    ]  # fmt: skip
+    empty = {"train_per_s": None, "eval_per_s": None, "peak_mib": None}
+    if args.eval_only:
+        out = run_isolated([__file__, "--worker", model, ",".join(names), "--eval-only", *common], REPO)
+        results = out if isinstance(out, list) else [out] * len(names)  # an error dict applies to every row
+        yield from ({**empty, **r} for r in results)
+        return
+    for name in names:  # one at a time, so that a run cut short still records what it measured
+        yield {**empty, **run_isolated([__file__, "--worker", model, name, *common], REPO)}
+
+
 def run_all(args) -> tuple[list[dict], dict[str, dict[str, str]]]:
     rows, skipped = [], {}
     for model in args.models:
         names, skipped[model] = variants(model, args.device)
         if args.variants:  # the baseline first, then in the order asked for
             names = [names[0]] + [n for n in args.variants if n in names[1:]]
-        for variant in names:
-            cmd = [
-                __file__, "--worker", model, variant, "--device", args.device, "--batch", str(args.batch),
-                "--gait-batch", *map(str, args.gait_batch), "--repeats", str(args.repeats),
-                "--warmup", str(args.warmup), *(["--amp"] if args.amp else []), *(["--tiny"] if args.tiny else []),
-                *(["--eval-only"] if args.eval_only else []),
-            ]  # fmt: skip
-            result = {"train_per_s": None, "eval_per_s": None, "peak_mib": None, **run_isolated(cmd, REPO)}
+        for variant, result in zip(names, _measure(args, model, names)):
             result.update(model=model, variant=variant)
             rows.append(result)
             if args.json is not None:  # after every row: a run cut short still leaves what it measured
@@ -215,7 +258,8 @@ def markdown(rows: list[dict], skipped: dict[str, dict[str, str]], args, command
         "warm-up step(s); a training step is forward, backward and an AdamW step. Ratios are to the first row of each "
         "model in the same run (throughput: lower is slower; memory: peak of training above the model's start)."
         + (
-            " Inference only (`--eval-only`): no training step; the time a variant costs is 1 / its eval ratio."
+            " Inference only (`--eval-only`): no training step; all variants in one process, one step of each in "
+            "turn, so that load from other work falls on all alike; the time a variant costs is 1 / its eval ratio."
             if args.eval_only
             else ""
         ),
@@ -256,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                         help="bfloat16 autocast (default on CUDA)")  # fmt: skip
     parser.add_argument("--tiny", action="store_true", help="tiny models of the same structure (smoke test)")
-    parser.add_argument("--eval-only", action="store_true", help="measure inference only (no training step)")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="inference only, all variants interleaved in one process (no training step)")  # fmt: skip
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument("--worker", nargs=2, metavar=("MODEL", "VARIANT"), help=argparse.SUPPRESS)
@@ -269,9 +314,15 @@ def main(argv: list[str] | None = None) -> int:
     args.repeats = args.repeats or (20 if cuda else 3)
     args.warmup = args.warmup if args.warmup is not None else (5 if cuda else 1)
     args.amp = cuda if args.amp is None else args.amp
+    if args.worker and args.eval_only:
+        model, names = args.worker
+        result = eval_worker(model, names.split(","), args.device, args.amp, args.batch, args.gait_batch,
+                             args.repeats, args.warmup, args.tiny)  # fmt: skip
+        print(json.dumps(result))
+        return 0
     if args.worker:
         result = worker(*args.worker, args.device, args.amp, args.batch, args.gait_batch, args.repeats,
-                        args.warmup, args.tiny, args.eval_only)  # fmt: skip
+                        args.warmup, args.tiny)  # fmt: skip
         print(json.dumps(result))
         return 0
     rows, skipped = run_all(args)

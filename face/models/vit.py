@@ -114,10 +114,11 @@ class FaceViT(VisionTransformer):
             drop_path_rate=drop_path_rate, backend=backend,
         )  # fmt: skip
         self.config: dict[str, Any] = {
-            "img_size": img_size, "patch_size": patch_size, "embed_dim": embed_dim, "depth": depth, "num_heads": num_heads,
-            "mlp_ratio": float(mlp_ratio), "output_dim": output_dim, "rpe": rpe, "kprpe_variant": kprpe_variant,
-            "rpe_ratio": float(rpe_ratio), "num_keypoints": num_keypoints, "min_confidence": float(min_confidence),
-            "mask_ratio": float(mask_ratio), "drop_path_rate": float(drop_path_rate), "qkv_bias": qkv_bias, "backend": backend,
+            "img_size": img_size, "patch_size": patch_size, "embed_dim": embed_dim, "depth": depth,
+            "num_heads": num_heads, "mlp_ratio": float(mlp_ratio), "output_dim": output_dim, "rpe": rpe,
+            "kprpe_variant": kprpe_variant, "rpe_ratio": float(rpe_ratio), "num_keypoints": num_keypoints,
+            "min_confidence": float(min_confidence), "mask_ratio": float(mask_ratio),
+            "drop_path_rate": float(drop_path_rate), "qkv_bias": qkv_bias, "backend": backend,
         }  # fmt: skip
         self.mask_ratio = float(mask_ratio)
         self.rpe = rpe
