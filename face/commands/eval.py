@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--landmarks goes with exactly one --bin, got {len(args.bin)}")
     if (args.raw is None) != (args.path_steps == 0):
         raise ValueError("--raw and --path-steps N go together")
+    stems = [path.stem for path in args.bin]
+    if len(set(stems)) < len(stems):
+        raise ValueError(f"--bin files must have distinct names (they key the results), got {stems}")
     # read every input before the (slow) model work, so a wrong path fails at once
     sets = {path.stem: read_verification_bin(path) for path in args.bin}
     landmarks = None
