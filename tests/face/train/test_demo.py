@@ -40,3 +40,18 @@ def test_demo_rejects_unknown_models(tmp_path):
         run_demo(tmp_path, "quick", models=("vit",))
     with pytest.raises(ValueError, match="unknown demo preset"):
         run_demo(tmp_path, "huge")
+
+
+def test_synthface_recipe_file_matches_the_demo_preset():
+    """``configs/face/synthface_demo_kprpe.yaml`` writes out the demo's KP-RPE run; it must not drift."""
+    from pathlib import Path
+
+    from face.demo import DemoPreset
+    from face.train import TrainConfig
+
+    path = Path(__file__).resolve().parents[3] / "configs" / "face" / "synthface_demo_kprpe.yaml"
+    recipe, preset = TrainConfig.from_yaml(path), DemoPreset()
+    assert recipe.model == {**preset.model, "rpe": "kprpe"} and recipe.head == preset.head
+    assert recipe.augment == preset.augment
+    for key in ("iterations", "batch_size", "lr", "min_lr", "warmup_steps", "weight_decay"):
+        assert getattr(recipe, key) == getattr(preset, key), key
