@@ -3,7 +3,7 @@ and Fig. 5 path verification.
 
 ::
 
-    kprpe-face demo                      # about 15 minutes on 2 CPU cores (the default budget)
+    kprpe-face demo                      # about 9 CPU minutes (measured: 520-550 CPU s per seed, one thread)
     kprpe-face demo --quick              # the same pipeline in seconds (a smoke test)
     kprpe-face demo --seed 1 --out runs/face_demo_seed1
 
@@ -15,8 +15,8 @@ Steps (everything under ``--out``, default ``runs/face_demo``):
 2. Train the small ViT (:data:`DEMO_MODEL`: FA's ``vit_tiny`` at patch 16) three times, identical except
    ``rpe``, with :class:`face.train.Trainer` on the aligned training set: CosFace head (s 16, m 0.1), the
    geometric augmentations with landmarks moved along (:data:`DEMO_AUGMENT`), AdamW + warm-up + cosine, the
-   same data order and seeds. Checkpoints and TensorBoard logs go to ``OUT/runs/<rpe>/``; a second call
-   reuses finished runs.
+   same data order and seeds, 1000 steps of 32. Checkpoints and TensorBoard logs go to ``OUT/runs/<rpe>/``;
+   a second call reuses finished runs.
 
 Why not the paper's recipe at this scale: measured on SynthFace seed 0 (one core, batch 32), AdaFace
 (s 64, m 0.4) left the training loss flat and verification at chance after 200 steps (patch 8 and 16, lr
@@ -76,7 +76,7 @@ class DemoPreset:
     model: dict[str, Any] = field(default_factory=lambda: dict(DEMO_MODEL))
     head: dict[str, Any] = field(default_factory=lambda: {"name": "cosface", "scale": 16.0, "margin": 0.1})
     augment: dict[str, Any] = field(default_factory=lambda: dict(DEMO_AUGMENT))
-    iterations: int = 300
+    iterations: int = 1000
     batch_size: int = 32
     lr: float = 1e-3
     min_lr: float = 1e-5
