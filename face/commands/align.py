@@ -4,9 +4,8 @@
 template and writes the crops plus ``keypoints.csv`` (the landmarks in ``[0, 1]`` of each crop, ready for
 ``KeypointRPE``); ``--misalign-rotation/--misalign-scale/--misalign-shift`` simulate misalignment.
 
-Landmark CSV: a header, then one row per image: ``image`` (a path relative to ``--images``) and 10 numbers
-``x0,y0,...,x4,y4`` (pixel indices: left eye, right eye, nose, left and right mouth corners) or 15 with
-``c0..c4`` confidences after them; an empty cell marks a missing landmark.
+Landmark CSV: the format of :mod:`face.landmarks` (``image`` relative to ``--images``, then ``x0,y0,...,x4,y4``
+pixel indices, optionally ``c0..c4`` confidences).
 """
 
 from __future__ import annotations
@@ -22,47 +21,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from face.align import align_faces, random_similarity
+from face.landmarks import POINTS, read_landmark_csv
 from kprpe.io import atomic_open
-
-POINTS = 5
-
-
-def read_landmarks(path: Path) -> list[tuple[str, torch.Tensor]]:
-    """Rows of a landmark CSV -> ``[(image, (5, 3) tensor)]``; missing cells become NaN with confidence 0.
-
-    Raises:
-        ValueError: naming the file and line of a malformed row.
-    """
-    rows: list[tuple[str, torch.Tensor]] = []
-    with open(path, newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or not header or header[0].strip() != "image":
-            raise ValueError(f"{path}: expected a header starting with 'image', got {header!r}")
-        for line, row in enumerate(reader, start=2):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            values = row[1:]
-            if len(values) not in (2 * POINTS, 3 * POINTS):
-                raise ValueError(
-                    f"{path}:{line}: expected 10 (x, y) or 15 (x, y, confidence) numbers after the image, "
-                    f"got {len(values)}"
-                )
-            try:
-                numbers = [float(v) if v.strip() else math.nan for v in values]
-            except ValueError as e:
-                raise ValueError(f"{path}:{line}: {e}") from None
-            xy = torch.tensor(numbers[: 2 * POINTS], dtype=torch.float64).view(POINTS, 2)
-            conf = (
-                torch.tensor(numbers[2 * POINTS :], dtype=torch.float64)
-                if len(values) == 3 * POINTS
-                else torch.ones(POINTS, dtype=torch.float64)
-            )
-            conf = torch.where(torch.isfinite(xy).all(-1) & torch.isfinite(conf), conf, torch.zeros_like(conf))
-            rows.append((row[0].strip(), torch.cat([xy, conf[:, None]], -1)))
-    if not rows:
-        raise ValueError(f"{path}: no landmark rows")
-    return rows
 
 
 def align_folder(
@@ -83,7 +43,7 @@ def align_folder(
     """
     if not images.is_dir():
         raise FileNotFoundError(f"--images {images} is not a folder")
-    rows = read_landmarks(landmarks)
+    rows = read_landmark_csv(landmarks)
     outside = [name for name, _ in rows if Path(name).is_absolute() or ".." in Path(name).parts]
     if outside:
         raise ValueError(f"{landmarks}: image paths must be relative and inside --images: {outside[:5]}")

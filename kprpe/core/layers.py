@@ -37,12 +37,13 @@ class DropPath(nn.Module):
 
 
 class Mlp(nn.Module):
-    """``Linear -> GELU -> Dropout -> Linear -> Dropout``."""
+    """``Linear -> act -> Dropout -> Linear -> Dropout``; ``act_layer`` is GELU by default (ReLU6 in the
+    authors' face ViT)."""
 
-    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.0) -> None:
+    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.0, act_layer: type[nn.Module] = nn.GELU) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden_dim)
-        self.act = nn.GELU()
+        self.act = act_layer()
         self.fc2 = nn.Linear(hidden_dim, dim)
         self.drop = nn.Dropout(drop)
 
@@ -128,6 +129,7 @@ class Block(nn.Module):
         dim, num_heads, qkv_bias, attn_drop, backend, rpe: as :class:`Attention`.
         mlp_ratio: MLP hidden width as a multiple of ``dim``.
         drop: dropout after the projections.
+        act_layer: the MLP's activation class (``nn.GELU`` default).
         drop_path: stochastic-depth probability.
 
     Shape:
@@ -145,13 +147,14 @@ class Block(nn.Module):
         drop_path: float = 0.0,
         backend: str = "auto",
         rpe: RelPosBias | ContextualRPE | None = None,
+        act_layer: type[nn.Module] = nn.GELU,
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop, backend, rpe)
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop, act_layer)
 
     def forward(
         self,

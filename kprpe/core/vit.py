@@ -23,11 +23,13 @@ from .decay import position_parameter_names
 from .keypoint_rpe import KeypointRPE
 from .layers import Block
 
-__all__ = ["POS_EMBEDS", "RPE_MODES", "VisionTransformer"]
+__all__ = ["MLP_ACTS", "POS_EMBEDS", "RPE_MODES", "VisionTransformer"]
 
 POS_EMBEDS = ("learned", "none")
 RPE_MODES = ("none", "bias", "contextual", "kprpe")
 POOLS = ("avg", "token", "flatten")
+#: ``mlp_act`` name -> activation class of the blocks' MLPs
+MLP_ACTS: dict[str, type[nn.Module]] = {"gelu": nn.GELU, "relu6": nn.ReLU6, "relu": nn.ReLU}
 
 
 class VisionTransformer(nn.Module):
@@ -39,6 +41,7 @@ class VisionTransformer(nn.Module):
         in_chans: input channels.
         num_classes: classifier outputs; 0 gives the pooled features.
         embed_dim, depth, num_heads, mlp_ratio, qkv_bias: transformer size.
+        mlp_act: the MLPs' activation, a :data:`MLP_ACTS` key (``"gelu"``; the face ViT uses ``"relu6"``).
         pos_embed: ``"learned"`` or ``"none"``.
         rpe: ``"none"``, ``"bias"``, ``"contextual"`` or ``"kprpe"``.
         rpe_method: bucket method for ``bias``/``contextual`` (KP-RPE always uses ``product``).
@@ -69,6 +72,7 @@ class VisionTransformer(nn.Module):
         num_heads: int = 6,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
+        mlp_act: str = "gelu",
         pos_embed: str = "learned",
         rpe: str = "none",
         rpe_method: str = "product",
@@ -89,6 +93,8 @@ class VisionTransformer(nn.Module):
             raise ValueError(f"unknown pos_embed {pos_embed!r}; choose one of {POS_EMBEDS}")
         if rpe not in RPE_MODES:
             raise ValueError(f"unknown rpe {rpe!r}; choose one of {RPE_MODES}")
+        if mlp_act not in MLP_ACTS:
+            raise ValueError(f"unknown mlp_act {mlp_act!r}; choose one of {sorted(MLP_ACTS)}")
         if global_pool not in POOLS:
             raise ValueError(f"unknown global_pool {global_pool!r}; choose one of {POOLS}")
         if global_pool == "token" and not class_token:
@@ -136,7 +142,16 @@ class VisionTransformer(nn.Module):
 
         self.blocks = nn.ModuleList(
             Block(
-                embed_dim, num_heads, mlp_ratio, qkv_bias, drop_rate, attn_drop_rate, drop_path[i], backend, layer_rpe()
+                embed_dim,
+                num_heads,
+                mlp_ratio,
+                qkv_bias,
+                drop_rate,
+                attn_drop_rate,
+                drop_path[i],
+                backend,
+                layer_rpe(),
+                MLP_ACTS[mlp_act],
             )
             for i in range(depth)
         )
@@ -170,20 +185,27 @@ class VisionTransformer(nn.Module):
                 names.add(name)
         return names
 
-    def forward_features(self, x: torch.Tensor, keypoints: torch.Tensor | None = None) -> torch.Tensor:
-        """Tokens after the last block and norm: ``(B, N', C)``."""
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch tokens with the prefix tokens and the absolute position embedding: ``(B, N', C)``."""
         if x.dim() != 4 or tuple(x.shape[-2:]) != self.img_size:
             raise ValueError(f"expected images (B, C, {self.img_size[0]}, {self.img_size[1]}), got {tuple(x.shape)}")
-        if self.kprpe is not None and keypoints is None:
-            raise ValueError("rpe='kprpe' needs keypoints: call model(x, keypoints)")
-        if keypoints is not None and keypoints.shape[0] != x.shape[0]:
-            raise ValueError(f"{keypoints.shape[0]} keypoint sets for a batch of {x.shape[0]} images")
         x = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, N, C)
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
         if self.pos_embed is not None:
             x = x + self.pos_embed
-        x = self.pos_drop(x)
+        return self.pos_drop(x)
+
+    def encode(self, x: torch.Tensor, keypoints: torch.Tensor | None = None) -> torch.Tensor:
+        """The blocks and the final norm on tokens from :meth:`embed`: ``(B, N', C) -> (B, N', C)``.
+
+        Subclasses may change the tokens in between (e.g. drop some in training) as long as the
+        relative encodings still fit the token count.
+        """
+        if self.kprpe is not None and keypoints is None:
+            raise ValueError("rpe='kprpe' needs keypoints: call model(x, keypoints)")
+        if keypoints is not None and keypoints.shape[0] != x.shape[0]:
+            raise ValueError(f"{keypoints.shape[0]} keypoint sets for a batch of {x.shape[0]} images")
         feats = self.kprpe.features(keypoints) if self.kprpe is not None else None
         for i, block in enumerate(self.blocks):
             if feats is not None:
@@ -191,6 +213,10 @@ class VisionTransformer(nn.Module):
             else:
                 x = block(x)
         return self.norm(x)
+
+    def forward_features(self, x: torch.Tensor, keypoints: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens after the last block and norm: ``(B, N', C)``."""
+        return self.encode(self.embed(x), keypoints)
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         if self.global_pool == "token":

@@ -139,3 +139,18 @@ def test_kprpe_w_l_is_not_weight_decayed_like_every_position_table(hidden_dim):
     kprpe_names = {f"kprpe.{n}" for n, _ in vit.kprpe.named_parameters()}
     assert "kprpe.proj.weight" in kprpe_names and kprpe_names <= vit.no_weight_decay()
     assert kprpe_names == position_parameter_names(vit)
+
+
+def test_mlp_act_and_embed_encode_split():
+    torch.manual_seed(5)
+    model = small_vit(mlp_act="relu6", rpe="kprpe").eval()
+    assert all(isinstance(b.mlp.act, torch.nn.ReLU6) for b in model.blocks)
+    x, kp = torch.randn(2, 1, 16, 12), torch.rand(2, 5, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode(model.embed(x), kp), model.forward_features(x, kp), rtol=0, atol=0)
+        block = model.blocks[0]
+        h = torch.randn(2, 12, 32)
+        expected = block.mlp.fc2(block.mlp.fc1(h).clamp(0, 6))
+        torch.testing.assert_close(block.mlp(h), expected)
+    with pytest.raises(ValueError, match="mlp_act"):
+        small_vit(mlp_act="swish")

@@ -10,7 +10,7 @@ from PIL import Image
 
 from face.align import ARCFACE_TEMPLATE
 from face.cli import main
-from face.commands.align import read_landmarks
+from face.landmarks import read_landmark_csv
 
 
 def _face(points: torch.Tensor, size: tuple[int, int]) -> Image.Image:
@@ -96,7 +96,7 @@ def test_read_landmarks_with_confidences(tmp_path):
         + ",".join(["1"] * 10 + ["0.9", "0", "nan", "1", "1"])
         + "\n"
     )
-    ((name, points),) = read_landmarks(table)
+    ((name, points),) = read_landmark_csv(table)
     assert name == "x.png" and points.shape == (5, 3)
     assert points[:, 2].tolist() == pytest.approx([0.9, 0.0, 0.0, 1.0, 1.0])
     assert not math.isnan(points[2, 0])

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 
 @pytest.fixture(scope="module")
@@ -38,3 +39,19 @@ def test_main_writes_a_table_with_ratios_to_the_baseline(bench, tmp_path, capsys
     assert all("error" not in r and r["train_per_s"] > 0 for r in rows)
     table = capsys.readouterr().out
     assert "| face ViT-S | none |" in table and "1.00x" in table and "kprpe:reference" in table
+
+
+def test_face_models_measure_inference_only_interleaved(bench, tmp_path):
+    names, _ = bench.variants("face_s", "cpu")
+    assert names[:2] == ["none", "irpe"] and "kprpe:sdpa" in names
+    results = bench.eval_worker("face_s", ["none", "kprpe:sdpa"], "cpu", False, 2, (1, 1, 1), repeats=2, warmup=0,
+                                tiny=True)  # fmt: skip
+    assert len(results) == 2 and all(r["train_per_s"] is None and r["eval_per_s"] > 0 for r in results)
+    net = bench.build("face_s", "kprpe:sdpa", True, torch.device("cpu"))
+    assert net.config["rpe"] == "kprpe" and net.config["backend"] == "sdpa" and net.kprpe.proj.weight.abs().sum() > 0
+    out = tmp_path / "rows.json"
+    argv = ["--device", "cpu", "--models", "face_s", "--variants", "kprpe:sdpa", "--eval-only", "--tiny", "--batch",
+            "2", "--repeats", "1", "--warmup", "0", "--json", str(out)]  # fmt: skip
+    assert bench.main(argv) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["none", "kprpe:sdpa"] and all(r["eval_per_s"] > 0 for r in rows)

@@ -1,0 +1,181 @@
+"""Verification pairs in the insightface ``.bin`` layout (LFW, CFP-FP, AgeDB, CALFW, CPLFW), plus sidecars.
+
+A ``.bin`` is ``pickle.dump((images, issame))``: ``images`` a list of ``2N`` encoded images (JPEG/PNG bytes;
+pair ``k`` is entries ``2k`` and ``2k + 1``), ``issame`` a list of ``N`` booleans. Files written by Python 2
+need ``pickle.load(f, encoding="bytes")``, which is how they are read here. The standard file holds no
+landmarks, so optional sidecars beside it carry what KP-RPE and the Fig. 5 path need:
+
+* ``<stem>.landmarks.npy``: ``(2N, 5, 3)`` float32 pixel ``x, y`` + confidence on each entry's image;
+* ``<stem>.boxes.npy``: ``(2N, 4)`` float32 detector boxes ``x0, y0, x1, y1`` (continuous pixel coordinates:
+  pixel ``p`` spans ``[p, p + 1)``) on each entry's raw photo (for ``.bin`` files of raw photos).
+
+Images are decoded lazily (``pairs.image(i)``), so a large set costs its encoded size in memory; a corrupt
+entry raises a ``ValueError`` naming the file and entry index when it is decoded (``pairs.check()`` decodes
+all of them up front).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from face.data.images import decode_image, encode_image
+from kprpe.io import atomic_open, atomic_write_bytes
+
+__all__ = ["VerificationPairs", "read_verification_bin", "sidecar_path", "write_verification_bin"]
+
+
+def sidecar_path(path: str | os.PathLike[str], kind: str) -> Path:
+    """``lfw.bin`` -> ``lfw.<kind>.npy`` (``kind`` = ``"landmarks"`` or ``"boxes"``)."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.{kind}.npy")
+
+
+@dataclass
+class VerificationPairs:
+    """``N`` pairs of ``2N`` encoded images.
+
+    Attributes:
+        encoded: ``2N`` encoded images.
+        issame: ``(N,)`` bool.
+        landmarks: ``(2N, 5, 3)`` float32 pixel landmarks, or ``None``.
+        boxes: ``(2N, 4)`` float32 detector boxes, or ``None``.
+        path: where they were read from (names errors).
+    """
+
+    encoded: list[bytes]
+    issame: np.ndarray
+    landmarks: np.ndarray | None = None
+    boxes: np.ndarray | None = None
+    path: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        self.issame = np.asarray(self.issame, dtype=bool).reshape(-1)
+        if len(self.encoded) != 2 * len(self.issame):
+            raise ValueError(f"{self.path}: {len(self.encoded)} images for {len(self.issame)} pairs (need 2 per pair)")
+        for name, array, shape in (("landmarks", self.landmarks, (5, 3)), ("boxes", self.boxes, (4,))):
+            if array is not None and tuple(array.shape) != (len(self.encoded), *shape):
+                raise ValueError(
+                    f"{self.path}: {name} must be {(len(self.encoded), *shape)}, one per image, got {tuple(array.shape)}"
+                )
+
+    def __len__(self) -> int:
+        return len(self.issame)
+
+    def image(self, index: int) -> torch.Tensor:
+        """Entry ``index`` decoded: ``(3, H, W)`` uint8 RGB."""
+        return decode_image(self.encoded[index], f"{self.path} entry {index}")
+
+    def images(self) -> DecodedImages:
+        """A lazily decoding sequence of all ``2N`` entries (feeds :func:`face.eval.embed`)."""
+        return DecodedImages(self)
+
+    def check(self) -> None:
+        """Decode every entry once; raises on the first corrupt one (naming file and index)."""
+        for index in range(len(self.encoded)):
+            self.image(index)
+
+
+class DecodedImages(Sequence):
+    """``pairs.image(i)`` as a sequence."""
+
+    def __init__(self, pairs: VerificationPairs) -> None:
+        self.pairs = pairs
+
+    def __len__(self) -> int:
+        return len(self.pairs.encoded)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self.pairs.image(i) for i in range(*index.indices(len(self)))]
+        return self.pairs.image(index)
+
+
+def _as_bytes(entry, path: Path, index: int) -> bytes:
+    if isinstance(entry, (bytes, bytearray)):
+        return bytes(entry)
+    if isinstance(entry, np.ndarray) and entry.dtype == np.uint8:
+        return entry.tobytes()
+    raise ValueError(f"{path} entry {index}: expected encoded image bytes, got {type(entry).__name__}")
+
+
+def read_verification_bin(path: str | os.PathLike[str], sidecars: bool = True) -> VerificationPairs:
+    """Read a ``.bin`` (and, with ``sidecars``, its ``.landmarks.npy`` / ``.boxes.npy`` when present).
+
+    Raises:
+        FileNotFoundError: naming the path.
+        ValueError: naming the file when it is not a ``(images, issame)`` pickle, or an entry that is not bytes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"verification file {path} not found")
+    try:
+        with open(path, "rb") as f:
+            content = pickle.load(f, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, ValueError) as e:
+        raise ValueError(f"{path}: not a verification .bin pickle ({type(e).__name__}: {e})") from None
+    if not (isinstance(content, (tuple, list)) and len(content) == 2):
+        raise ValueError(f"{path}: expected a pickled (images, issame) pair, got {type(content).__name__}")
+    entries, issame = content
+    encoded = [_as_bytes(entry, path, i) for i, entry in enumerate(entries)]
+    extra: dict[str, np.ndarray | None] = {"landmarks": None, "boxes": None}
+    if sidecars:
+        for kind in extra:
+            side = sidecar_path(path, kind)
+            if side.is_file():
+                extra[kind] = np.load(side).astype(np.float32)
+    return VerificationPairs(encoded, np.asarray(issame, dtype=bool), path=str(path), **extra)
+
+
+def write_verification_bin(
+    path: str | os.PathLike[str],
+    images: Sequence[torch.Tensor | np.ndarray | bytes] | torch.Tensor,
+    issame: Sequence[bool] | np.ndarray,
+    landmarks: np.ndarray | torch.Tensor | None = None,
+    boxes: np.ndarray | torch.Tensor | None = None,
+    format: str = "png",
+) -> list[Path]:
+    """Write ``2N`` images and ``N`` labels as a ``.bin`` (+ sidecars); returns the paths written.
+
+    Args:
+        images: ``(3, H, W)`` uint8 tensors / ``(H, W, 3)`` arrays / encoded bytes, or a ``(2N, 3, H, W)`` tensor.
+        issame: ``N`` booleans.
+        landmarks: ``(2N, 5, 2|3)`` pixel landmarks (confidence 1 added when absent) -> ``<stem>.landmarks.npy``.
+        boxes: ``(2N, 4)`` -> ``<stem>.boxes.npy``.
+        format: ``"png"`` (lossless) or ``"jpeg"`` for entries that are not bytes yet.
+    """
+    encoded = [entry if isinstance(entry, bytes) else encode_image(entry, format) for entry in images]
+    pairs = VerificationPairs(
+        encoded,
+        np.asarray(issame, dtype=bool),
+        None if landmarks is None else _points(landmarks),
+        None if boxes is None else np.asarray(boxes, dtype=np.float32),
+        path=str(path),
+    )
+    buffer = io.BytesIO()
+    pickle.dump((pairs.encoded, [bool(x) for x in pairs.issame]), buffer, protocol=4)
+    atomic_write_bytes(path, buffer.getvalue())
+    written = [Path(path)]
+    for kind, array in (("landmarks", pairs.landmarks), ("boxes", pairs.boxes)):
+        side = sidecar_path(path, kind)
+        if array is not None:
+            with atomic_open(side) as handle:
+                np.save(handle, array)
+            written.append(side)
+        elif side.exists():
+            side.unlink()  # a stale sidecar of an earlier file would be read with the new one
+    return written
+
+
+def _points(landmarks: np.ndarray | torch.Tensor) -> np.ndarray:
+    array = np.asarray(landmarks.detach().cpu() if isinstance(landmarks, torch.Tensor) else landmarks, np.float32)
+    if array.ndim == 3 and array.shape[-1] == 2:
+        array = np.concatenate([array, np.ones((*array.shape[:2], 1), np.float32)], -1)
+    return array

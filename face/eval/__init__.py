@@ -1,0 +1,41 @@
+"""Face evaluation: embeddings with flip TTA, LFW-protocol verification, TAR@FAR, rank-k identification,
+and the paper's Fig. 5 path from the detection crop to the aligned crop."""
+
+from face.eval.embedding import embed, normalise_images
+from face.eval.evaluate import (
+    evaluate_identification,
+    evaluate_path,
+    evaluate_verification,
+    format_table,
+    write_results,
+)
+from face.eval.identification import identification_metrics
+from face.eval.path import alignment_matrix, interpolate_affine, path_crops
+from face.eval.verification import (
+    THRESHOLDS,
+    kfold_accuracy,
+    pair_distances,
+    roc_curve,
+    tar_at_far,
+    verification_metrics,
+)
+
+__all__ = [
+    "THRESHOLDS",
+    "alignment_matrix",
+    "embed",
+    "evaluate_identification",
+    "evaluate_path",
+    "evaluate_verification",
+    "format_table",
+    "identification_metrics",
+    "interpolate_affine",
+    "kfold_accuracy",
+    "normalise_images",
+    "pair_distances",
+    "path_crops",
+    "roc_curve",
+    "tar_at_far",
+    "verification_metrics",
+    "write_results",
+]

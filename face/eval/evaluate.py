@@ -1,0 +1,136 @@
+"""Evaluate a model on verification pairs, identification sets and the Fig. 5 path; JSON and a table."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from face.align import normalise_landmarks
+from face.data.identification import IdentificationSet
+from face.data.verification import VerificationPairs
+from face.eval.embedding import embed
+from face.eval.identification import identification_metrics
+from face.eval.path import path_crops
+from face.eval.verification import verification_metrics
+from kprpe.io import atomic_write_text
+
+__all__ = ["evaluate_identification", "evaluate_path", "evaluate_verification", "format_table", "write_results"]
+
+
+def _unit_landmarks(points: np.ndarray | torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor | None:
+    if points is None:
+        return None
+    return normalise_landmarks(torch.as_tensor(points, dtype=torch.float32), size)
+
+
+def evaluate_verification(
+    model: nn.Module,
+    pairs: VerificationPairs,
+    landmarks: np.ndarray | torch.Tensor | None = None,
+    flip: bool = True,
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> dict:
+    """Embed the ``2N`` images of ``pairs`` and compute :func:`~face.eval.verification.verification_metrics`.
+
+    Args:
+        pairs: images of the model's input size (e.g. 112x112 aligned or detection crops).
+        landmarks: ``(2N, 5, 2|3)`` pixel landmarks on the images; ``pairs.landmarks`` (the sidecar) by
+            default; none at all: the model is called without landmarks.
+    """
+    points = pairs.landmarks if landmarks is None else landmarks
+    if points is not None and len(points) != len(pairs.encoded):
+        raise ValueError(f"{pairs.path}: {len(pairs.encoded)} images but {len(points)} landmark sets")
+    images = pairs.images()
+    size = tuple(images[0].shape[1:])
+    embeddings = embed(model, images, _unit_landmarks(points, size), flip, batch_size, device, progress)
+    result = verification_metrics(embeddings, pairs.issame)
+    result.update(flip=flip, landmarks=points is not None, image_size=list(size))
+    return result
+
+
+def evaluate_identification(
+    model: nn.Module,
+    data: IdentificationSet,
+    flip: bool = True,
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> dict:
+    """Rank-1/5/20 of ``data``'s probes against its gallery (distractors included)."""
+    features = []
+    for faces in (data.probe, data.gallery):
+        size = (faces.size, faces.size)
+        points = faces.resized_landmarks()
+        usable = None if torch.isnan(points[..., :2]).all() else _unit_landmarks(points, size)
+        features.append(embed(model, faces, usable, flip, batch_size, device, progress))
+    return identification_metrics(features[0], data.probe.labels, features[1], data.gallery.labels)
+
+
+def evaluate_path(
+    model: nn.Module,
+    raw: VerificationPairs,
+    steps: int = 11,
+    flip: bool = True,
+    batch_size: int = 64,
+    size: tuple[int, int] = (112, 112),
+    device: torch.device | str | None = None,
+    progress: bool = False,
+) -> dict:
+    """Verification accuracy along the Fig. 5 path (:mod:`face.eval.path`) at ``steps`` evenly spaced ``t``.
+
+    Args:
+        raw: pairs of raw photos with the ``landmarks`` and ``boxes`` sidecars.
+
+    Returns:
+        ``{"t": [...], "accuracy": [...], "accuracy_std": [...], "tar_at_far": [...]}``, one entry per ``t``.
+    """
+    if raw.landmarks is None or raw.boxes is None:
+        raise ValueError(f"{raw.path}: the path needs the raw photos' landmarks and boxes sidecars")
+    if steps < 2:
+        raise ValueError(f"--path-steps must be at least 2 (t = 0 and t = 1), got {steps}")
+    photos = [raw.image(i) for i in range(len(raw.encoded))]
+    out: dict = {"t": [], "accuracy": [], "accuracy_std": [], "tar_at_far": []}
+    for t in tqdm(np.linspace(0, 1, steps).tolist(), desc="path", unit="t", disable=not progress):
+        crops, keypoints = path_crops(photos, raw.landmarks, raw.boxes, t, size)
+        metrics = verification_metrics(embed(model, crops, keypoints, flip, batch_size, device), raw.issame)
+        out["t"].append(round(t, 6))
+        out["accuracy"].append(metrics["accuracy"])
+        out["accuracy_std"].append(metrics["accuracy_std"])
+        out["tar_at_far"].append(metrics["tar_at_far"])
+    return out
+
+
+def format_table(results: dict) -> str:
+    """A plain-text table of ``{"verification": {name: metrics}, "identification": ..., "path": ...}``."""
+    lines = []
+    verification = results.get("verification", {})
+    if verification:
+        fars = next(iter(verification.values()))["tar_at_far"].keys()
+        header = f"{'set':<24} {'pairs':>6} {'accuracy':>16} " + " ".join(f"{'TAR@' + f:>11}" for f in fars)
+        lines += [header, "-" * len(header)]
+        for name, m in verification.items():
+            accuracy = f"{100 * m['accuracy']:.2f} +- {100 * m['accuracy_std']:.2f}"
+            tars = " ".join(f"{100 * v['tar']:>10.2f}{'' if v['resolved'] else '*'}" for v in m["tar_at_far"].values())
+            lines.append(f"{name:<24} {m['pairs']:>6} {accuracy:>16} {tars}")
+        if any(not v["resolved"] for m in verification.values() for v in m["tar_at_far"].values()):
+            lines.append("* target FAR below 1 / negatives: read at the nearest FAR the set has")
+    for name, m in results.get("identification", {}).items():
+        ranks = "  ".join(f"{key} {100 * value:.2f}" for key, value in m.items() if key.startswith("rank"))
+        lines.append(f"{name}: {ranks}  ({m['probes']} probes, {m['gallery']} gallery)")
+    path = results.get("path")
+    if path:
+        lines.append("path t:    " + " ".join(f"{t:>6.2f}" for t in path["t"]))
+        lines.append("accuracy:  " + " ".join(f"{100 * a:>6.2f}" for a in path["accuracy"]))
+    return "\n".join(lines)
+
+
+def write_results(path: str | os.PathLike[str], results: dict) -> None:
+    """Write ``results`` as indented JSON, atomically."""
+    atomic_write_text(path, json.dumps(results, indent=2) + "\n")

@@ -1,0 +1,463 @@
+"""Load the authors' released face checkpoints (CVLface) and save/load our own format.
+
+``load_pretrained(path)`` accepts
+
+* a CVLface Hugging Face model folder, as downloaded by the user: ``model.safetensors`` (keys
+  ``model.net.*``) and/or ``pretrained_model/model.pt`` (keys ``net.*``), with the model config in
+  ``pretrained_model/model.yaml`` (or ``model.yaml``, ``config.yaml``, ``config.json``);
+* a bare checkpoint file (``.pt``/``.pth``/``.ckpt``/``.safetensors``; keys with or without the
+  ``net.`` / ``model.net.`` prefix; a sibling ``<stem>.yaml`` is read when present);
+* a folder written by :func:`save_pretrained` (ours: ``model.safetensors`` + ``config.json`` whose
+  ``format`` is ``"kprpe-face"``).
+
+Nothing is downloaded. The architecture is inferred from the keys and shapes (width, patch, depth, MLP
+ratio, output size, ``rpe`` kind and KP-RPE variant; the head count from the KP-RPE/iRPE table shapes,
+the config's ``name`` or the paper's presets) and cross-checked against the config when there is one.
+Loading is strict: keys that are not mapped, keys the model lacks and shape mismatches raise a
+``ValueError`` listing them.
+
+Key mapping (CVLface ``VisionTransformer*`` -> :class:`face.models.FaceViT`), after the prefix is removed:
+
+=====================================================  ==========================================
+CVLface key                                            FaceViT key
+=====================================================  ==========================================
+``patch_embed.proj.{weight,bias}``                     ``patch_embed.{weight,bias}`` (1)
+``pos_embed``                                          ``pos_embed``
+``mask_token`` (only when trained with ``mask_ratio``)  ``mask_token``
+``blocks.{i}.norm1/norm2.{weight,bias}``               same
+``blocks.{i}.attn.qkv.weight`` (``.bias`` if any)      same
+``blocks.{i}.attn.proj.{weight,bias}``                 same
+``blocks.{i}.attn.rpe_k.lookup_table_weight``          ``blocks.{i}.attn.rpe.weight`` (iRPE, key side)
+``blocks.{i}.mlp.fc1/fc2.{weight,bias}``               same
+``norm.{weight,bias}``                                 same
+``feature.{0,2}.weight``                               ``head.{0,2}.weight``
+``feature.{1,3}.{weight,bias,running_*,num_batches_*}`` ``head.{1,3}.*``
+``keypoint_linear.{weight,bias}``                      ``kprpe.proj.{weight,bias}`` (2)
+=====================================================  ==========================================
+
+(1) When the config's ``color_space`` is ``BGR`` (their model then flips the channels of every input),
+the flip is folded into the patch-embedding weights once, at load: the loaded model takes RGB.
+(2) Output columns ordered ``(depth, head, bucket)`` in both. Their ``ctx_type`` names the variant:
+``rel_keypoint`` -> ``relative``, ``rel_keypoint_splithead`` -> ``per_head``, ``rel_keypoint_unshared`` ->
+``per_layer``, ``rel_keypoint_splithead_unshared`` -> ``multihead`` (released), ``keypoint`` -> ``absolute``
+(a bare ``Linear(10, 49)`` is read as ``relative``: their absolute variant cannot run through their
+attention code). Their ``*_v2`` MLP variants and iRPE on queries/values (``rpe_q``, ``rpe_v``) have no
+counterpart here and are reported as unsupported keys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kprpe.core import num_buckets
+from kprpe.io import atomic_path, atomic_write_text
+
+from .vit import PRESETS, FaceViT, build_model
+
+__all__ = [
+    "FORMAT",
+    "cvlface_to_facevit",
+    "infer_config",
+    "load_pretrained",
+    "load_state_dict_file",
+    "save_pretrained",
+]
+
+#: ``format`` field of our ``config.json``
+FORMAT = "kprpe-face"
+FORMAT_VERSION = 1
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+_PREFIXES = ("model.net.", "net.")
+_BLOCK = r"blocks\.(\d+)\."
+# (CVLface key pattern, FaceViT key template): the module docstring's table
+_KEY_MAP: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"patch_embed\.proj\.(weight|bias)"), r"patch_embed.\1"),
+    (re.compile(r"(pos_embed|mask_token)"), r"\1"),
+    (re.compile(_BLOCK + r"(norm1|norm2)\.(weight|bias)"), r"blocks.\1.\2.\3"),
+    (re.compile(_BLOCK + r"attn\.(qkv|proj)\.(weight|bias)"), r"blocks.\1.attn.\2.\3"),
+    (re.compile(_BLOCK + r"attn\.rpe_k\.lookup_table_weight"), r"blocks.\1.attn.rpe.weight"),
+    (re.compile(_BLOCK + r"mlp\.(fc1|fc2)\.(weight|bias)"), r"blocks.\1.mlp.\2.\3"),
+    (re.compile(r"norm\.(weight|bias)"), r"norm.\1"),
+    (re.compile(r"feature\.([02])\.weight"), r"head.\1.weight"),
+    (
+        re.compile(r"feature\.([13])\.(weight|bias|running_mean|running_var|num_batches_tracked)"),
+        r"head.\1.\2",
+    ),
+    (re.compile(r"keypoint_linear\.(weight|bias)"), r"kprpe.proj.\1"),
+]
+# their ctx_type -> our KP-RPE variant
+_CTX_TYPES = {
+    "rel_keypoint": "relative",
+    "rel_keypoint_splithead": "per_head",
+    "rel_keypoint_unshared": "per_layer",
+    "rel_keypoint_splithead_unshared": "multihead",
+    "keypoint": "absolute",
+}
+# their config ``name`` -> our preset
+_NAMES = {"small": "vit_small", "base": "vit_base"}
+_HINTS = {
+    "rpe_q": "iRPE on queries is not supported (only key-side iRPE, rpe_on: k)",
+    "rpe_v": "iRPE on values is not supported (only key-side iRPE, rpe_on: k)",
+    "keypoint_linear.": "an MLP keypoint map (ctx_type *_v2) is not supported",
+}
+
+
+# ----------------------------------------------------------------------------------------- reading files
+
+
+def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors`` or torch checkpoint file (a nested ``state_dict`` is unwrapped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle errors come in many types
+        raise ValueError(f"{path}: not a readable torch checkpoint ({e})") from e
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping) or not all(torch.is_tensor(v) for v in obj.values()):
+        raise ValueError(f"{path}: expected a state dict (name -> tensor), got {type(obj).__name__}")
+    return dict(obj)
+
+
+def _read_config_file(path: Path) -> Any:
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+def _model_section(cfg: Any, depth: int = 0) -> dict[str, Any] | None:
+    """The mapping that describes the model (``name`` / ``rpe_config`` / ``color_space``), searched two deep."""
+    if not isinstance(cfg, Mapping):
+        return None
+    if "rpe_config" in cfg or "color_space" in cfg or cfg.get("name") in _NAMES:
+        return dict(cfg)
+    if depth < 2:
+        for value in cfg.values():
+            found = _model_section(value, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _is_ours(config_path: Path) -> bool:
+    if not config_path.is_file():
+        return False
+    try:
+        return json.loads(config_path.read_text()).get("format") == FORMAT
+    except (ValueError, AttributeError):
+        return False
+
+
+# ----------------------------------------------------------------------------------------- key mapping
+
+
+def _strip_prefix(state_dict: Mapping[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
+    prefixes = {next((p for p in _PREFIXES if k.startswith(p)), "") for k in state_dict}
+    if len(prefixes) > 1:
+        raise ValueError(
+            f"{source}: keys mix prefixes {sorted(prefixes)}; expected all 'net.', all 'model.net.' or none"
+        )
+    prefix = prefixes.pop() if prefixes else ""
+    return {k[len(prefix) :]: v for k, v in state_dict.items()}
+
+
+def cvlface_to_facevit(state_dict: Mapping[str, torch.Tensor], source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """Rename a CVLface ViT state dict (prefix ``net.``/``model.net.`` or none) to :class:`FaceViT` keys.
+
+    Raises:
+        ValueError: listing every key the table in the module docstring does not map.
+    """
+    out: dict[str, torch.Tensor] = {}
+    unknown: list[str] = []
+    for key, value in _strip_prefix(state_dict, source).items():
+        for pattern, template in _KEY_MAP:
+            if pattern.fullmatch(key):
+                out[pattern.sub(template, key)] = value
+                break
+        else:
+            unknown.append(key)
+    if unknown:
+        hints = sorted({h for k in unknown for part, h in _HINTS.items() if part in k})
+        raise ValueError(
+            f"{source}: {len(unknown)} key(s) are not part of the authors' face ViT: {_listing(unknown)}"
+            + (f" ({'; '.join(hints)})" if hints else "")
+            + _architecture_hint(state_dict)
+        )
+    return out
+
+
+def _listing(keys: list[str], limit: int = 12) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def _architecture_hint(state_dict: Mapping[str, torch.Tensor]) -> str:
+    keys = " ".join(state_dict)
+    if "patch_embed" in keys and "blocks." in keys:
+        return ""
+    if "layers." in keys and "attn_mask" in keys or "relative_position" in keys:
+        return "; this looks like a Swin checkpoint, not a ViT"
+    if "layer1." in keys or "input_layer" in keys:
+        return "; this looks like an IResNet checkpoint, not a ViT"
+    return "; this does not look like a ViT checkpoint"
+
+
+# ----------------------------------------------------------------------------------------- inference
+
+
+def _shape(sd: Mapping[str, torch.Tensor], key: str, source: str) -> tuple[int, ...]:
+    if key not in sd:
+        raise ValueError(
+            f"{source}: no {key!r}: not a checkpoint of the authors' face ViT (first keys: {_listing(list(sd), 6)})"
+        )
+    return tuple(sd[key].shape)
+
+
+def infer_config(
+    state_dict: Mapping[str, torch.Tensor],
+    their_config: Mapping[str, Any] | None = None,
+    source: str = "checkpoint",
+    num_heads: int | None = None,
+) -> dict[str, Any]:
+    """:class:`FaceViT` arguments from a state dict in FaceViT keys (:func:`cvlface_to_facevit`).
+
+    ``their_config`` (the CVLface model config: ``name``, ``mask_ratio``, ``rpe_config``) settles what
+    the shapes cannot (the head count of a plain ViT, ``relative`` vs ``absolute``) and is checked
+    against the shapes: a mismatch is an error. ``num_heads`` is needed only for a model of no preset
+    shape whose tables do not name the head count (a plain ViT, the ``relative``/``per_layer`` variants).
+    """
+    cfg = dict(their_config or {})
+    rpe_cfg = dict(cfg.get("rpe_config") or {})
+    embed_dim, in_chans, patch, patch_w = _shape(state_dict, "patch_embed.weight", source)
+    if in_chans != 3 or patch != patch_w:
+        raise ValueError(f"{source}: patch embedding {(embed_dim, in_chans, patch, patch_w)} is not 3-channel square")
+    tokens = _shape(state_dict, "pos_embed", source)[1]
+    side = math.isqrt(tokens)
+    if side * side != tokens:
+        raise ValueError(f"{source}: pos_embed has {tokens} tokens, not a square grid")
+    depth = 1 + max(int(m.group(1)) for k in state_dict if (m := re.match(r"blocks\.(\d+)\.", k)))
+    hidden = _shape(state_dict, "blocks.0.mlp.fc1.weight", source)[0]
+    output_dim = _shape(state_dict, "head.2.weight", source)[0]
+    ratio = float(rpe_cfg.get("ratio", 1.9))
+    if rpe_cfg and rpe_cfg.get("method", "product") != "product":
+        raise ValueError(f"{source}: rpe_config.method {rpe_cfg.get('method')!r} is not supported (only 'product')")
+    args: dict[str, Any] = {
+        "img_size": side * patch, "patch_size": patch, "embed_dim": embed_dim, "depth": depth,
+        "mlp_ratio": hidden / embed_dim, "output_dim": output_dim, "qkv_bias": "blocks.0.attn.qkv.bias" in state_dict,
+        "rpe_ratio": ratio,
+    }  # fmt: skip
+    if "mask_token" in state_dict:
+        args["mask_ratio"] = float(cfg.get("mask_ratio") or 0.1)  # their default; only used in training
+
+    heads = _preset_heads(args, cfg, source)
+    if num_heads is not None:
+        heads = _agree(heads, num_heads, "num_heads", source)
+    if "kprpe.proj.weight" in state_dict:
+        args["rpe"] = "kprpe"
+        out_features, in_features = state_dict["kprpe.proj.weight"].shape
+        args["num_keypoints"] = in_features // 2
+        args["kprpe_variant"], heads = _kprpe_variant(
+            out_features // num_buckets("product", ratio), heads, depth, embed_dim, rpe_cfg.get("ctx_type"), source
+        )
+    elif "blocks.0.attn.rpe.weight" in state_dict:
+        args["rpe"] = "irpe"
+        table_heads, head_dim, _ = state_dict["blocks.0.attn.rpe.weight"].shape
+        if table_heads != 1:
+            raise ValueError(f"{source}: per-head iRPE tables are not supported (shared_head: True only)")
+        heads = _agree(heads, embed_dim // head_dim, "the iRPE table's head size", source)
+    if heads is None:
+        raise ValueError(
+            f"{source}: cannot tell the head count of a width-{embed_dim}, depth-{depth} ViT from its weights; "
+            "put the CVLface model.yaml (with 'name: small|base') beside it or pass num_heads="
+        )
+    args["num_heads"] = heads
+    return args
+
+
+def _preset_heads(args: Mapping[str, Any], cfg: Mapping[str, Any], source: str) -> int | None:
+    """Head count from the config's ``name`` (checked against the shapes) or a paper preset of the same shape."""
+    name = cfg.get("name")
+    if name is not None:
+        if name not in _NAMES:
+            raise ValueError(f"{source}: config name {name!r} is not a ViT of this package (small, base)")
+        preset = PRESETS[_NAMES[name]]
+        got = {k: args[k] for k in ("embed_dim", "depth", "mlp_ratio")}
+        want = {k: preset[k] for k in got}
+        if got != want:
+            raise ValueError(f"{source}: the config says ViT-{name} {want} but the weights are {got}")
+        return preset["num_heads"]
+    for preset in (PRESETS["vit_small"], PRESETS["vit_base"]):
+        if all(args[k] == preset[k] for k in ("embed_dim", "depth", "mlp_ratio")):
+            return preset["num_heads"]
+    return None
+
+
+def _agree(known: int | None, found: int, what: str, source: str) -> int:
+    if known is not None and known != found:
+        raise ValueError(f"{source}: {what} implies {found} heads but the architecture has {known}")
+    return found
+
+
+def _kprpe_variant(
+    tables: int, heads: int | None, depth: int, embed_dim: int, ctx_type: str | None, source: str
+) -> tuple[str, int | None]:
+    """KP-RPE variant from the number of 49-bucket tables ``W_L`` produces (and the config's ``ctx_type``)."""
+    per_variant = {"relative": 1, "absolute": 1, "per_layer": depth}
+    if heads is not None:
+        per_variant |= {"per_head": heads, "multihead": heads * depth}
+    if ctx_type is not None:
+        if ctx_type not in _CTX_TYPES:
+            raise ValueError(f"{source}: KP-RPE ctx_type {ctx_type!r} is not supported; known: {sorted(_CTX_TYPES)}")
+        variant = _CTX_TYPES[ctx_type]
+        if heads is None and variant == "multihead" and tables % depth == 0:
+            return variant, tables // depth
+        if heads is None and variant == "per_head":
+            return variant, tables
+        if per_variant.get(variant) != tables:
+            raise ValueError(f"{source}: ctx_type {ctx_type!r} does not fit a keypoint_linear with {tables} tables")
+        return variant, heads
+    if heads is None:  # the released layout is the only one that names the heads
+        if tables % depth == 0 and tables > depth and embed_dim % (tables // depth) == 0:
+            return "multihead", tables // depth
+        raise ValueError(f"{source}: cannot infer the KP-RPE variant of {tables} tables; add the config")
+    matches = [v for v, n in per_variant.items() if n == tables and v != "absolute"]
+    if not matches:
+        raise ValueError(
+            f"{source}: keypoint_linear gives {tables} tables, which fits no KP-RPE variant of a "
+            f"{heads}-head, depth-{depth} ViT (expected one of {sorted(set(per_variant.values()))})"
+        )
+    if len(matches) > 1:
+        raise ValueError(f"{source}: {tables} tables fit {matches}; add the config with its ctx_type")
+    return matches[0], heads
+
+
+# ----------------------------------------------------------------------------------------- load / save
+
+
+def _load_strict(model: FaceViT, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state_dict))
+        if state_dict[k].shape != own[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)}: {_listing(missing)}")
+    if unexpected:
+        problems.append(f"unexpected {len(unexpected)}: {_listing(unexpected)}")
+    if mismatched:
+        problems.append(f"shape mismatch (checkpoint vs model) {len(mismatched)}: {_listing(mismatched)}")
+    if problems:
+        raise ValueError(f"{source} does not fit {model.config}: " + "; ".join(problems))
+    model.load_state_dict(state_dict, strict=True)
+
+
+def _cvlface_files(folder: Path) -> tuple[Path, dict[str, Any] | None]:
+    candidates = ["model.safetensors", "model.pt", "pretrained_model/model.pt", "pretrained_model/model.safetensors"]
+    weights = next((folder / c for c in candidates if (folder / c).is_file()), None)
+    if weights is None:
+        raise FileNotFoundError(f"{folder}: no checkpoint found (looked for {', '.join(candidates)})")
+    configs = ["pretrained_model/model.yaml", "model.yaml", "pretrained_model/config.yaml", "config.yaml", CONFIG_NAME]
+    return weights, _first_model_section(folder / c for c in configs)
+
+
+def _first_model_section(paths: Any) -> dict[str, Any] | None:
+    for path in paths:
+        if path.is_file():
+            section = _model_section(_read_config_file(path))
+            if section is not None:
+                return section
+    return None
+
+
+def load_pretrained(path: str | os.PathLike[str], backend: str = "auto", num_heads: int | None = None) -> FaceViT:
+    """A :class:`FaceViT` in eval mode from a CVLface folder or file, or a :func:`save_pretrained` folder.
+
+    Args:
+        path: folder or checkpoint file (see the module docstring).
+        backend: attention backend of the returned model.
+        num_heads: only for CVLface checkpoints whose head count neither the shapes, the config nor a
+            paper preset gives (checked against them otherwise).
+
+    Returns:
+        the model in eval mode; call it as ``model(images, landmarks)``.
+
+    Raises:
+        FileNotFoundError: nothing to load at ``path``.
+        ValueError: unknown / missing keys, shape mismatches, or a checkpoint of another architecture
+            (the message names the file and the keys).
+    """
+    path = Path(path)
+    if path.is_dir() and _is_ours(path / CONFIG_NAME):
+        return _load_ours(path / WEIGHTS_NAME, path / CONFIG_NAME, backend)
+    if path.is_file() and path.name == WEIGHTS_NAME and _is_ours(path.parent / CONFIG_NAME):
+        return _load_ours(path, path.parent / CONFIG_NAME, backend)
+    if path.is_dir():
+        weights, their_config = _cvlface_files(path)
+    elif path.is_file():
+        weights, their_config = path, _first_model_section([path.with_suffix(".yaml")])
+    else:
+        raise FileNotFoundError(f"{path} does not exist")
+    source = str(weights)
+    state_dict = cvlface_to_facevit(load_state_dict_file(weights), source)
+    args = infer_config(state_dict, their_config, source, num_heads)
+    if (their_config or {}).get("color_space", "RGB").upper() == "BGR":
+        state_dict["patch_embed.weight"] = state_dict["patch_embed.weight"].flip(1)  # the model now takes RGB
+    model = FaceViT(**args, backend=backend)
+    _load_strict(model, state_dict, source)
+    return model.eval()
+
+
+def _load_ours(weights: Path, config_path: Path, backend: str) -> FaceViT:
+    from safetensors.torch import load_file
+
+    meta = json.loads(config_path.read_text())
+    if meta.get("version", FORMAT_VERSION) > FORMAT_VERSION:
+        raise ValueError(f"{config_path}: format version {meta['version']} is newer than this package reads")
+    if not isinstance(meta.get("model"), Mapping):
+        raise ValueError(f"{config_path}: no 'model' mapping")  # noqa: TRY004 - a bad file, not a bad argument
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} is missing beside {config_path}")
+    model = build_model({**meta["model"], "backend": backend})
+    _load_strict(model, load_file(str(weights)), str(weights))
+    return model.eval()
+
+
+def save_pretrained(model: FaceViT, folder: str | os.PathLike[str]) -> Path:
+    """Write ``folder/model.safetensors`` and ``folder/config.json`` (atomically); returns the folder.
+
+    :func:`load_pretrained` reads it back (the config is the model's ``.config``; ``backend`` is not stored).
+    """
+    from safetensors.torch import save_file
+
+    if not isinstance(model, FaceViT):
+        raise TypeError(f"save_pretrained expects a FaceViT, got {type(model).__name__}")
+    folder = Path(folder)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    config = {k: v for k, v in model.config.items() if k != "backend"}
+    with atomic_path(folder / WEIGHTS_NAME) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT})
+    meta = {"format": FORMAT, "version": FORMAT_VERSION, "model": config}
+    atomic_write_text(folder / CONFIG_NAME, json.dumps(meta, indent=2) + "\n")
+    return folder
