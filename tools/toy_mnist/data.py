@@ -53,7 +53,9 @@ __all__ = [
     "center_on_canvas",
     "find_bundled_mnist",
     "load_mnist",
+    "random_shifts",
     "sample_affine",
+    "shift_canvases",
     "warp",
 ]
 
@@ -61,6 +63,8 @@ __all__ = [
 CANVAS = 40
 #: side of an MNIST digit image.
 DIGIT = 28
+#: largest shift (pixels, per axis) of a centred 28x28 digit that keeps the whole image on the canvas.
+MAX_SHIFT = (CANVAS - DIGIT) // 2
 
 INSTALL_HINT = (
     "MNIST was not found. Install the offline copy with\n"
@@ -197,6 +201,53 @@ def center_on_canvas(digits: np.ndarray | torch.Tensor, canvas: int = CANVAS) ->
     if pad < 0 or pad % 2:
         raise ValueError(f"cannot centre {digits.shape[-1]}px digits on a {canvas}px canvas")
     return F.pad(digits, (pad // 2,) * 4)
+
+
+def random_shifts(n: int, gen: torch.Generator, max_shift: int = MAX_SHIFT) -> torch.Tensor:
+    """``(n, 2)`` int64 ``(dx, dy)`` shifts, each uniform over the integers ``-max_shift..max_shift``.
+
+    With the default this is the AffNIST training convention of Sabour et al. (2017, Sec. 5.2): "an
+    MNIST digit placed randomly on a black background of 40x40 pixels", i.e. the whole 28x28 image at
+    one of the 13 x 13 integer positions where it fits.
+    """
+    return torch.randint(-max_shift, max_shift + 1, (n, 2), generator=gen)
+
+
+def shift_canvases(canvases: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Move each image by whole pixels: ``out[b, r + dy_b, c + dx_b] = canvases[b, r, c]``.
+
+    Args:
+        canvases: ``(B, H, W)`` or ``(B, 1, H, W)``.
+        shifts: ``(B, 2)`` integer ``(dx, dy)``; positive moves right / down.
+
+    Returns:
+        a new tensor shaped like ``canvases``; pixels moved in from outside are 0.
+
+    Raises:
+        ValueError: a shift would push ink (any non-zero pixel) off the canvas.
+    """
+    planes = canvases if canvases.dim() == 3 else canvases[:, 0]
+    if planes.dim() != 3 or (canvases.dim() == 4 and canvases.shape[1] != 1):
+        raise ValueError(f"canvases must be (B, H, W) or (B, 1, H, W), got {tuple(canvases.shape)}")
+    batch, height, width = planes.shape
+    if shifts.shape != (batch, 2) or shifts.is_floating_point():
+        raise ValueError(f"shifts must be integer (B, 2) with B={batch}, got {tuple(shifts.shape)} {shifts.dtype}")
+    rows, cols = planes.ne(0).any(2), planes.ne(0).any(1)  # (B, H), (B, W)
+    for ink, d, size, axis in ((cols, shifts[:, 0], width, "x"), (rows, shifts[:, 1], height, "y")):
+        idx = torch.arange(size).expand_as(ink)
+        first = torch.where(ink, idx, size).amin(1)
+        last = torch.where(ink, idx, -1).amax(1)
+        bad = ink.any(1) & ((first + d < 0) | (last + d >= size))
+        if bad.any():
+            i = int(bad.nonzero()[0])
+            raise ValueError(f"image {i}: a shift of {int(d[i])} px along {axis} pushes ink off the canvas")
+    src_r = torch.arange(height)[None] - shifts[:, 1:2]  # (B, H): source row of each output row
+    src_c = torch.arange(width)[None] - shifts[:, 0:1]
+    valid = ((src_r >= 0) & (src_r < height))[:, :, None] & ((src_c >= 0) & (src_c < width))[:, None, :]
+    b = torch.arange(batch)[:, None, None]
+    out = planes[b, src_r.clamp(0, height - 1)[:, :, None], src_c.clamp(0, width - 1)[:, None, :]]
+    out = torch.where(valid, out, torch.zeros((), dtype=out.dtype))
+    return out if canvases.dim() == 3 else out[:, None]
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,26 @@ from kprpe.io import atomic_write_bytes, atomic_write_text
 from .models import VARIANTS
 
 __all__ = [
+    "PAIRS",
     "PAPER",
     "atomic_write_json",
     "bar_chart",
     "markdown_table",
+    "paired_differences",
+    "paired_table",
     "sample_grid",
     "summarize",
 ]
+
+#: the paired comparisons the study reports: (variant, baseline), same seed = same batches.
+PAIRS = (
+    ("kprpe_multihead", "rpe"),
+    ("kprpe_multihead", "irpe"),
+    ("kprpe_multihead", "abs_pe"),
+    ("kprpe_only", "rpe_only"),
+)
+#: the accuracy columns of a run, with their table names.
+METRICS = (("mnist_acc", "MNIST test"), ("affine_acc", "affine test"), ("affine_centred_acc", "re-centred"))
 
 #: the only numbers the paper states for Fig. 1 (Abs-PE; the other bars are given as a chart only).
 PAPER = {"abs_pe": {"mnist_acc": 98.1, "affine_acc": 77.27}}
@@ -61,6 +74,47 @@ def summarize(runs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def paired_differences(runs: Iterable[dict[str, Any]], variant: str, baseline: str) -> dict[str, Any] | None:
+    """Per-seed accuracy differences ``variant - baseline`` over the seeds both have.
+
+    Returns ``None`` when they share no seed, else ``{"variant", "baseline", "seeds", and per metric
+    key: {"diffs", "mean", "std", "wins"}}`` (points of accuracy; ``std`` is the sample std of the
+    differences, 0 for one seed; ``wins`` counts seeds where ``variant`` is strictly better).
+    """
+    by_key = {(r["variant"], r["seed"]): r for r in runs}
+    seeds = sorted(s for v, s in by_key if v == variant and (baseline, s) in by_key)
+    if not seeds:
+        return None
+    out: dict[str, Any] = {"variant": variant, "baseline": baseline, "seeds": seeds}
+    for key, _ in METRICS:
+        diffs = [by_key[(variant, s)][key] - by_key[(baseline, s)][key] for s in seeds]
+        mean, std = _mean_std(diffs)
+        out[key] = {"diffs": diffs, "mean": mean, "std": std, "wins": sum(d > 0 for d in diffs)}
+    return out
+
+
+def paired_table(runs: Iterable[dict[str, Any]], pairs: Iterable[tuple[str, str]] = PAIRS) -> str:
+    """Markdown table of :func:`paired_differences` for ``pairs`` (those with a common seed): mean
+    difference ± sample std over seeds, and the number of seeds the first variant wins."""
+    runs = list(runs)
+    lines = [
+        "| Paired comparison (same seed, same batches) | "
+        + " | ".join(f"{name}: mean diff ± std (wins)" for _, name in METRICS)
+        + " | Seeds |",
+        "|---|" + "---:|" * (len(METRICS) + 1),
+    ]
+    for variant, baseline in pairs:
+        diff = paired_differences(runs, variant, baseline)
+        if diff is None:
+            continue
+        n = len(diff["seeds"])
+        cells = [
+            f"{diff[key]['mean']:+.2f} ± {diff[key]['std']:.2f} ({diff[key]['wins']}/{n})" for key, _ in METRICS
+        ]
+        lines.append(f"| {VARIANTS[variant].label} - {VARIANTS[baseline].label} | " + " | ".join(cells) + f" | {n} |")
+    return "\n".join(lines) + "\n" if len(lines) > 2 else ""
 
 
 def _pm(mean: float, std: float, n: int) -> str:

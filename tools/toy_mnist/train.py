@@ -1,15 +1,25 @@
 """Data preparation, one training run and its evaluation.
 
-A run trains one variant with one seed on centred digits (no augmentation at all) and reports its
-accuracy on the centred MNIST test digits and on the affine test set. The seed sets the weights and the
-batch order; the training subset and the affine set are fixed by ``data_seed`` / ``affine_seed`` so
-that every run sees the same data.
+A run trains one variant with one seed and reports its accuracy on the centred MNIST test digits, on
+the affine test set and on its re-centred twin. Two training sets (``TrainConfig.train_set``):
+
+* ``"centred"``: the digits centred on the 40x40 canvas, no augmentation at all (the paper's Fig. 1
+  setting as we read it);
+* ``"translated"``: AffNIST's training convention (Sabour et al., 2017, Sec. 5.2): every digit placed
+  at a random position on the canvas (the whole 28x28 image at one of 13 x 13 integer offsets), drawn
+  afresh every epoch; its keypoints move with it. Only rotation, shear and scale stay unseen.
+
+The seed sets the weights, the batch order and the placements; the training subset and the affine set
+are fixed by ``data_seed`` / ``affine_seed``. The batch order and placements depend on the seed alone
+(:func:`batch_plan`), so two variants run with the same seed see exactly the same batches: their
+difference is a paired comparison.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,11 +29,24 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .data import AffineRanges, MnistSplits, affine_test_set, center_on_canvas
+from .data import AffineRanges, MnistSplits, affine_test_set, center_on_canvas, random_shifts, shift_canvases
 from .keypoints import box_keypoints, draw_keypoints
 from .models import VARIANTS, ModelConfig, build_model
 
-__all__ = ["EvalSet", "PreparedData", "TrainConfig", "evaluate", "prepare_data", "train_run"]
+__all__ = [
+    "TRAIN_SETS",
+    "EvalSet",
+    "PreparedData",
+    "TrainConfig",
+    "batch_plan",
+    "evaluate",
+    "place_batch",
+    "prepare_data",
+    "train_run",
+]
+
+#: the training sets a run can use (see the module docstring).
+TRAIN_SETS = ("centred", "translated")
 
 
 @dataclass(frozen=True)
@@ -42,8 +65,11 @@ class TrainConfig:
     affine_seed: int = 0
     keypoint_threshold: float = 0.5
     eval_batch_size: int = 500
+    train_set: str = "centred"
 
     def __post_init__(self) -> None:
+        if self.train_set not in TRAIN_SETS:
+            raise ValueError(f"train_set must be one of {TRAIN_SETS}, got {self.train_set!r}")
         for name in ("train_size", "epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -149,6 +175,38 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def batch_plan(
+    seed: int, n: int, config: TrainConfig
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """The batches of a run: ``(indices (b,), shifts (b, 2) or None)`` for every step, epoch by epoch.
+
+    A function of ``seed``, ``n`` and ``config`` only (never of the variant): the order comes from a
+    generator seeded with ``seed`` (the same stream as before the translated set existed, so centred
+    runs are unchanged), the placements of the translated set from a second, independent one.
+    """
+    order_gen = torch.Generator().manual_seed(seed)
+    place_gen = torch.Generator().manual_seed(10_000 + seed)
+    for _ in range(config.epochs):
+        shifts = random_shifts(n, place_gen) if config.train_set == "translated" else None
+        for idx in torch.randperm(n, generator=order_gen).split(config.batch_size):
+            yield idx, (None if shifts is None else shifts[idx])
+
+
+def place_batch(
+    images: torch.Tensor, keypoints: torch.Tensor, shifts: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Move ``images (B, 1, S, S)`` by ``shifts (B, 2)`` whole pixels and their box keypoints
+    ``(B, K, 2)`` (normalised ``(x, y)``) with them; ``shifts=None`` returns the inputs.
+
+    Box corners lie on pixel edges, so shifting them by ``shift / S`` equals recomputing them from the
+    moved image (tested).
+    """
+    if shifts is None:
+        return images, keypoints
+    size = images.shape[-1]
+    return shift_canvases(images, shifts), keypoints + shifts[:, None, :].to(keypoints.dtype) / size
+
+
 def train_run(
     variant: str,
     seed: int,
@@ -171,23 +229,22 @@ def train_run(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: _lr_factor(s, total, int(config.warmup_frac * total))
     )
-    order_gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     loss_ema = float("nan")
     bar = tqdm(total=total, desc=f"{variant} seed {seed}", leave=False, disable=not progress, unit="step")
-    for _ in range(config.epochs):
-        model.train()
-        for idx in torch.randperm(len(data.train), generator=order_gen).split(config.batch_size):
-            images, keypoints = _inputs(variant, data.train.images[idx], data.train.keypoints[idx])
-            loss = F.cross_entropy(model(images, keypoints), data.train.labels[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            loss_ema = loss.item() if math.isnan(loss_ema) else 0.95 * loss_ema + 0.05 * loss.item()
-            bar.update()
-            bar.set_postfix(loss=f"{loss_ema:.3f}")
+    model.train()
+    for idx, shifts in batch_plan(seed, len(data.train), config):
+        placed = place_batch(data.train.images[idx], data.train.keypoints[idx], shifts)
+        images, keypoints = _inputs(variant, *placed)
+        loss = F.cross_entropy(model(images, keypoints), data.train.labels[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        loss_ema = loss.item() if math.isnan(loss_ema) else 0.95 * loss_ema + 0.05 * loss.item()
+        bar.update()
+        bar.set_postfix(loss=f"{loss_ema:.3f}")
     bar.close()
     if not math.isfinite(loss_ema):
         raise FloatingPointError(f"{variant} seed {seed}: training diverged (loss {loss_ema})")
