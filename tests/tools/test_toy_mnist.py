@@ -380,5 +380,44 @@ def test_translated_study_with_two_worker_processes(tmp_path):
         cli.main([a if a != "translated" else "centred" for a in argv])
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only")
+def test_a_worker_dies_with_the_main_process(tmp_path):
+    """A killed study must not leave workers training on: the worker asks for SIGTERM on its parent's death."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, time, multiprocessing\n"
+        f"sys.path.insert(0, {str(TOOLS)!r})\n"
+        "from toy_mnist.cli import _exit_with_parent\n"
+        "def child(ready):\n"
+        "    _exit_with_parent()\n"
+        "    ready.set()\n"
+        "    time.sleep(60)\n"
+        "if __name__ == '__main__':\n"
+        "    ready = multiprocessing.Event()\n"
+        "    p = multiprocessing.Process(target=child, args=(ready,))\n"
+        "    p.start()\n"
+        "    ready.wait(120)\n"
+        "    print(p.pid, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())  # printed once the child has asked for the signal
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    os.kill(child, signal.SIGKILL)
+    pytest.fail("the worker outlived its killed parent")
+
+
 def test_package_exports():
     assert set(toy_mnist.__all__) <= set(dir(toy_mnist))
