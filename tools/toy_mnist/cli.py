@@ -112,8 +112,8 @@ def _load_runs(path: Path, setup: dict[str, Any], restart: bool) -> list[dict[st
         previous = json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise SystemExit(f"{path} is not valid JSON ({e}); fix it or pass --restart") from None
-    if _upgrade_setup(previous.get("setup", {})) != setup:
-        old = _upgrade_setup(previous.get("setup", {}))
+    old = _upgrade_setup(previous.get("setup", {}))
+    if old != setup:
         diff = sorted(k for k in set(old) | set(setup) if old.get(k) != setup.get(k))
         raise SystemExit(
             f"{path} holds runs of a different setup (differs in: {', '.join(diff)}); "

@@ -43,6 +43,8 @@ import torch.nn.functional as F
 
 from kprpe.io import atomic_open
 
+from .keypoints import mask_span
+
 __all__ = [
     "CANVAS",
     "DIGIT",
@@ -234,9 +236,7 @@ def shift_canvases(canvases: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor
         raise ValueError(f"shifts must be integer (B, 2) with B={batch}, got {tuple(shifts.shape)} {shifts.dtype}")
     rows, cols = planes.ne(0).any(2), planes.ne(0).any(1)  # (B, H), (B, W)
     for ink, d, size, axis in ((cols, shifts[:, 0], width, "x"), (rows, shifts[:, 1], height, "y")):
-        idx = torch.arange(size).expand_as(ink)
-        first = torch.where(ink, idx, size).amin(1)
-        last = torch.where(ink, idx, -1).amax(1)
+        first, last = mask_span(ink)
         bad = ink.any(1) & ((first + d < 0) | (last + d >= size))
         if bad.any():
             i = int(bad.nonzero()[0])

@@ -17,9 +17,16 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["NUM_KEYPOINTS", "box_keypoints", "draw_keypoints"]
+__all__ = ["NUM_KEYPOINTS", "box_keypoints", "draw_keypoints", "mask_span"]
 
 NUM_KEYPOINTS = 5
+
+
+def mask_span(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """First and last ``True`` index of each row of ``mask (B, N)``, each ``(B,)`` int64; a row without
+    ``True`` gets ``(N, -1)``."""
+    idx = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+    return torch.where(mask, idx, mask.shape[1]).amin(1), torch.where(mask, idx, -1).amax(1)
 
 
 def box_keypoints(images: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
@@ -45,14 +52,8 @@ def box_keypoints(images: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
     fg = images > threshold
     rows, cols = fg.any(dim=2), fg.any(dim=1)  # (B, H), (B, W)
 
-    def first_last(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
-        first = torch.where(mask, idx, mask.shape[1]).amin(1)
-        last = torch.where(mask, idx, -1).amax(1)
-        return first, last
-
-    r0, r1 = first_last(rows)
-    c0, c1 = first_last(cols)
+    r0, r1 = mask_span(rows)
+    c0, c1 = mask_span(cols)
     x0, x1 = c0.float() / width, (c1 + 1).float() / width
     y0, y1 = r0.float() / height, (r1 + 1).float() / height
     xc, yc = (x0 + x1) / 2, (y0 + y1) / 2
