@@ -26,13 +26,16 @@ silhouettes (occlusions break the "extent = stature" assumption). The error meas
 where the truth is known, is reported by ``tests/gait/data/test_recover.py`` and the README.
 
 Frame pairing is the other unknown: OpenGait's pickle holds the frames that survived its filters, in
-**string** order of their file names, without the names. The frames are paired with the pose files in
-string order only when that is certain enough: as many frames as pose files, and no frame number
-missing between the first and the last pose file (:func:`convert_sequence`). Otherwise the sequence is
-reported by reason and not written. What this does not catch: a silhouette frame outside the pose
-files' number range (pose missing at an end) together with a silhouette missing inside: measured on
-OpenGait's real output of 100 SynthGait sequences (``tools/bench_pretreat.py``), 24 written, one of them
-(52 rows) shifted by a frame.
+**string** order of their file names, without the names. The pose files' names give the frame numbers
+of the sequence's range; when the pickle has exactly one frame per number of that range, every pickled
+frame is known (:func:`convert_sequence`), and the frames among them without a pose file are left out.
+Otherwise some silhouette is missing and nothing says which, so the sequence is reported by reason and not
+written. What this does not catch: a silhouette frame outside the pose files' number range (pose missing
+at an end) together with a silhouette missing inside. Measured on OpenGait's real output of 100 SynthGait
+sequences (``tools/bench_pretreat.py``): 27 written, one of them shifted by a frame. About 70 of the 100
+lose a silhouette somewhere (2 % missing and 1 % broken frames, 20-100 frames per sequence), which caps
+what a count-based pairing can write; OpenGait's log names its broken frames (``has no data``) but not the
+missing ones, and with it 41 would qualify.
 Aligning by content was tried and is not used: on SynthGait (100 sequences, 3844 frames with poses on
 both sides) the pose of a neighbouring frame fits a pickled silhouette about as well as its own.
 Measured as "own pose fits better than the previous / next frame's" (pairwise; chance 50 %):
@@ -43,6 +46,11 @@ Measured as "own pose fits better than the previous / next frame's" (pairwise; c
 * crop-free cues: foot-band ink extent vs the ankles' spread, 52-64 %; a per-sequence ridge regression
   from stature-normalised joints to 24 band-extent features, 55 % out of sample (98 % in sample: it
   memorises the pairing it is fitted on, so it cannot confirm one).
+* the silhouettes' own motion, to find where a frame is missing: a quadratic in time fitted over 6
+  consecutive pickled frames (row-sum profiles, or all pixels) fits better with the true timing at 89-96 %
+  of the lost frames, but also "finds" a lost frame at 68-79 % of the intact neighbours: the normalised
+  silhouette jumps from frame to frame (the lowest foot sets the scale, rasterisation steps), so a
+  skipped frame does not stand out.
 
 The cause is in the data: the median joint moves 0.95 px per frame (64-px scale) while the pose
 estimate's noise is about 1.1 px per coordinate (from the 1- and 2-frame pose differences, 2.34 and
@@ -62,6 +70,7 @@ import numpy as np
 
 from .formats import NUM_JOINTS, SIL_SIZE
 from .io import (
+    FRAME_RE,
     DataFormatError,
     frame_number,
     read_pose_files,
@@ -72,6 +81,7 @@ from .io import (
 )
 from .pretreat import (
     DROP_MALFORMED_POSE,
+    DROP_NO_POSE,
     PretreatSummary,
     SequenceReport,
     list_files,
@@ -85,8 +95,8 @@ HEAD_DEPTH = {0: 0.090, 1: 0.064, 2: 0.064, 3: 0.072, 4: 0.072}
 ANKLE_HEIGHT = 0.039
 SHOULDERS, HIPS, ANKLES = (5, 6), (11, 12), (15, 16)
 #: why a sequence is not converted (its pickled frames are counted under the reason)
-DROP_COUNT_MISMATCH = "count_mismatch"  # not as many pickled frames as pose files
-DROP_POSE_GAP = "pose_gap"  # pose files missing inside the sequence: the pairing is not certain
+DROP_COUNT_MISMATCH = "count_mismatch"  # not one pickled frame per frame number of the pose files' range
+DROP_POSE_GAP = "pose_gap"  # a pose file missing, and the file names do not fix where its frame sorts
 DROP_NO_ANCHOR = "no_anchor_joints"  # no frame of the sequence has the joints the crop estimate needs
 
 
@@ -291,10 +301,30 @@ class ConvertedSequence:
     bad_files: list[tuple[str, str, str]]
 
 
-def interior_pose_gaps(pose_files: list) -> int:
-    """How many frame numbers are missing between the lowest and the highest pose file's."""
-    numbers = {frame_number(p) for p in pose_files}
-    return (max(numbers) - min(numbers) + 1 - len(numbers)) if numbers else 0
+def frame_slots(pose_files: list) -> list[int] | None:
+    """The frame numbers from the lowest to the highest pose file's, in the string order of their file
+    names (OpenGait's order for the silhouettes), or ``None`` when that order is not fixed by the files.
+
+    A frame without a pose file has no name to sort, so its place is inferred; that is certain when every
+    pose file name has the same prefix and the same digit count (``f09999`` and ``f10000``, or ``f100`` and
+    ``f150``): then every name in between sorts numerically. Without gaps the pose files' own string order
+    is returned, whatever their names.
+
+    Args:
+        pose_files: the sequence's pose files, sorted by file name.
+    """
+    numbers = [frame_number(p) for p in pose_files]
+    if not numbers:
+        return []
+    lo, hi = min(numbers), max(numbers)
+    if hi - lo + 1 == len(numbers):
+        return numbers
+    matches = [FRAME_RE.search(os.path.basename(p)) for p in pose_files]
+    prefixes = {os.path.basename(p)[: m.start(1)] for p, m in zip(pose_files, matches)}
+    widths = {len(m.group(1)) for m in matches}
+    if len(prefixes) != 1 or len(widths) != 1:
+        return None
+    return list(range(lo, hi + 1))
 
 
 def convert_sequence(
@@ -303,16 +333,19 @@ def convert_sequence(
     """One sequence: pair the pickled frames with the pose files where the pairing is certain, estimate
     their crops and map the joints.
 
-    Pairing in string order is taken only when the pickle has exactly as many frames as there are valid
-    pose files **and** the pose files' frame numbers have no interior gap (a missing pose file inside the
-    sequence lets a pickled frame sit there while another frame's silhouette is missing elsewhere: equal
-    counts, every frame in between paired with its neighbour's joints). Otherwise the sequence is
-    reported (``count_mismatch`` / ``pose_gap`` / ``malformed_pose``) and not written.
+    The pairing is taken only when the pickle has exactly one frame per frame number from the lowest to
+    the highest pose file's (:func:`frame_slots`): then the ``i``-th pickled frame is the ``i``-th of that
+    range in string order. Frames of the range without a pose file (``no_pose``) or with a malformed one
+    (``malformed_pose``) are left out and counted; the rest of the sequence is written. Otherwise the
+    whole sequence is reported and not written: ``count_mismatch`` (a silhouette missing somewhere in the
+    range; which one is not known, so no frame of it is certain) or ``pose_gap`` (a pose file missing and
+    the file names do not fix where its frame sorts). Not caught: a silhouette outside the range (its pose
+    file missing at a sequence end) together with one missing inside it.
 
     Args:
         sils: ``(m, 64, 64)`` OpenGait's pickled frames (string order of their file names).
         pose_files: the sequence's pose files (any order).
-        strict: raise on a malformed pose file instead of reporting the sequence.
+        strict: raise on a malformed pose file instead of leaving its frame out.
     """
     pose_files = sorted(pose_files, key=os.path.basename)  # OpenGait's sorted(paths): string order
     poses, errors = read_pose_files(pose_files)
@@ -320,28 +353,40 @@ def convert_sequence(
         raise DataFormatError(next(iter(errors.values())))
     bad = [(str(pose_files[k]), DROP_MALFORMED_POSE, message) for k, message in sorted(errors.items())]
     empty = (np.zeros((0, SIL_SIZE, SIL_SIZE), np.uint8), np.zeros((0, NUM_JOINTS, 3), np.float32))
-    reason = None
-    if len(pose_files) != len(sils):
-        reason = DROP_COUNT_MISMATCH
-    elif interior_pose_gaps(pose_files):
-        reason = DROP_POSE_GAP
-    elif errors:
-        reason = DROP_MALFORMED_POSE
-    if reason is not None:
-        return ConvertedSequence(*empty, [], Counter({reason: len(sils)}), bad)
-    raw = poses.astype(np.float64)
+    slots = frame_slots(pose_files)
+    if slots is None:
+        return ConvertedSequence(*empty, [], Counter({DROP_POSE_GAP: len(sils)}), bad)
+    if len(slots) != len(sils):
+        return ConvertedSequence(*empty, [], Counter({DROP_COUNT_MISMATCH: len(sils)}), bad)
+    pose_index = {frame_number(p): k for k, p in enumerate(pose_files)}
+    dropped: Counter = Counter()
+    rows, picks = [], []
+    for row, number in enumerate(slots):
+        k = pose_index.get(number)
+        if k is None:
+            dropped[DROP_NO_POSE] += 1
+        elif k in errors:
+            dropped[DROP_MALFORMED_POSE] += 1
+        else:
+            rows.append(row)
+            picks.append(k)
+    if not rows:
+        return ConvertedSequence(*empty, [], dropped, bad)
+    raw = poses[picks].astype(np.float64)
     raw[..., :2] += pose_offset
-    fits = estimate_crops(sils, raw, min_conf)
+    kept = sils[rows]
+    fits = estimate_crops(kept, raw, min_conf)
     if fits is None:
-        return ConvertedSequence(*empty, [], Counter({DROP_NO_ANCHOR: len(sils)}), bad)
+        dropped[DROP_NO_ANCHOR] += len(rows)
+        return ConvertedSequence(*empty, [], dropped, bad)
     joints = apply_fits(raw, fits)
-    numbers = [frame_number(p) for p in pose_files]
+    numbers = [slots[r] for r in rows]
     order = np.argsort(numbers, kind="stable")
     return ConvertedSequence(
-        np.ascontiguousarray(sils[order]),
+        np.ascontiguousarray(kept[order]),
         np.ascontiguousarray(joints[order]),
         [numbers[k] for k in order],
-        Counter(),
+        dropped,
         bad,
     )
 

@@ -13,7 +13,7 @@ from _gait_data_helpers import opengait_pickles, pose_at
 from kprpe_gait.cli import main
 from kprpe_gait.data.io import DataFormatError, list_sequence_folders, load_sequence
 from kprpe_gait.data.pretreat import pretreat_frames, pretreat_gait3d
-from kprpe_gait.data.recover import convert_opengait_pickles, joint_errors
+from kprpe_gait.data.recover import convert_opengait_pickles, frame_slots, joint_errors, load_opengait_sils
 from kprpe_gait.data.synth import SynthConfig, generate
 
 
@@ -127,19 +127,63 @@ def test_cli_from_pickles(tiny_synth: Path, tmp_path: Path, capsys: pytest.Captu
     assert "3 written" in capsys.readouterr().out
 
 
-def test_compensating_drops_are_not_paired(write_raw, tmp_path: Path) -> None:
+def _ladder(n: int) -> np.ndarray:
+    """A raw silhouette whose height grows with ``n`` (frames stay distinguishable after the crop)."""
+    sil = np.zeros((120, 60), np.uint8)
+    sil[10 : 60 + 3 * n, 20:40] = 255
+    return sil
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_compensating_drops_are_not_paired(write_raw, tmp_path: Path, padded: bool) -> None:
     """Pose f4 missing (its silhouette pickled) and silhouette f7 missing (its pose present): as many pickled
-    frames as pose files, yet string-order pairing would give frames 4-6 their neighbours' joints."""
+    frames as pose files, yet string-order pairing would give frames 4-6 their neighbours' joints. The
+    range f1-f10 has ten frames and the pickle nine, so the sequence is refused (``pose_gap`` when the
+    unpadded names f1..f10 do not even fix where f4 sorts)."""
     key = ("0001", "camid3_videoid1", "seq0")
     for n in range(1, 11):
-        sil = np.zeros((120, 60), np.uint8)
-        sil[10 : 60 + 3 * n, 20:40] = 255
-        write_raw(key, n, None if n == 7 else sil, None if n == 4 else pose_at({0: (30.0, 13.0)}, conf=0.05 * n))
+        pose = None if n == 4 else pose_at({0: (30.0, 13.0)}, conf=0.05 * n)
+        write_raw(key, n, None if n == 7 else _ladder(n), pose, name=f"human_crop_f{n:05d}" if padded else None)
     folder = tmp_path / "sils"
     opengait_pickles(write_raw.root / "2D_Silhouettes", folder)
     summary = convert_opengait_pickles(folder, write_raw.root / "2D_Poses", tmp_path / "out", progress=False)
-    assert summary.written == 0 and summary.dropped == {"pose_gap": 9}
+    assert summary.written == 0 and summary.dropped == {"count_mismatch" if padded else "pose_gap": 9}
     assert not (tmp_path / "out" / Path(*key)).exists()
+
+
+#: head, shoulders, hips and an ankle: the joints the crop estimate needs
+BOX_JOINTS = {1: (30.0, 13.0), 2: (30.0, 13.0), 5: (25, 20), 6: (35, 20), 11: (26, 40), 12: (34, 40), 15: (30.0, 57)}
+
+
+def test_missing_pose_inside_a_complete_range(write_raw, tmp_path: Path) -> None:
+    """Every silhouette of f00098-f00102 pickled, the pose of f00100 missing: the pickle has one frame per
+    number of the range, so each row is known; f00100 is left out (``no_pose``), the others written."""
+    key = ("0001", "camid3_videoid1", "seq0")
+    for n in range(98, 103):
+        pose = None if n == 100 else pose_at(BOX_JOINTS, conf=0.005 * n)
+        write_raw(key, n, _ladder(n - 90), pose, name=f"human_crop_f{n:05d}")
+    opengait_pickles(write_raw.root / "2D_Silhouettes", tmp_path / "sils")
+    pickled = load_opengait_sils(tmp_path / "sils" / Path(*key))
+    summary = convert_opengait_pickles(tmp_path / "sils", write_raw.root / "2D_Poses", tmp_path / "out", progress=False)
+    assert summary.written == 1 and summary.dropped == {"no_pose": 1}
+    sils, joints = load_sequence((tmp_path / "out").joinpath(*key))
+    np.testing.assert_array_equal(sils, pickled[[0, 1, 3, 4]])
+    np.testing.assert_allclose(joints[:, 1, 2], 0.005 * np.array([98, 99, 101, 102]), atol=1e-6)
+
+
+def test_frame_slots_orders_frames_without_pose_files() -> None:
+    def names(*stems: str) -> list[str]:
+        return [f"/p/{stem}.txt" for stem in stems]
+
+    # no gap: the files' own string order, whatever the names
+    assert frame_slots(names("f10", "f11", "f8", "f9")) == [10, 11, 8, 9]
+    # a gap, same prefix and digit count: every name in between sorts numerically
+    assert frame_slots(names("f09998", "f10001")) == [9998, 9999, 10000, 10001]
+    assert frame_slots(names("f100", "f103")) == [100, 101, 102, 103]
+    # a gap and names of two widths (f9999 < f10000 numerically, not as strings) or prefixes: not fixed
+    assert frame_slots(names("f10000", "f9998")) is None
+    assert frame_slots(names("a_f100", "b_f102")) is None
+    assert frame_slots([]) == []
 
 
 @pytest.fixture(scope="module")
@@ -175,4 +219,4 @@ def test_real_opengait_output_is_never_mispaired(
     assert mispaired == 0
     assert summary.written >= 3 and rows > 50
     assert summary.written + len(summary.empty) == summary.sequences == 30
-    assert set(summary.dropped) <= {"count_mismatch", "pose_gap"} and summary.dropped
+    assert set(summary.dropped) <= {"count_mismatch", "pose_gap", "no_pose"} and summary.dropped
