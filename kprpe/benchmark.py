@@ -132,7 +132,8 @@ def write_section(section: str, key: str, path: Path) -> None:
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
         _, tail = rest.split(end, 1)
-        text = head + block + tail.lstrip("\n")
+        tail = tail.lstrip("\n")
+        text = head + block + ("\n" + tail if tail else "")  # one blank line before the next section
     else:
         text = text.rstrip("\n") + "\n\n" + block
     atomic_write_text(path, text)

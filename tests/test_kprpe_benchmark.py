@@ -11,6 +11,8 @@ def test_results_section_is_replaced_not_duplicated(tmp_path):
     text = path.read_text()
     assert "second" in text and "first" not in text and "other" in text
     assert text.count("<!-- k -->") == 1
+    # a replaced section keeps the blank line that separates it from the next one
+    assert "<!-- /k -->\n\n<!-- j -->" in text and text.endswith("<!-- /j -->\n")
 
 
 def test_publish_prints_always_and_writes_only_when_asked(tmp_path, capsys):
