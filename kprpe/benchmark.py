@@ -22,8 +22,17 @@ import torch
 from .io import atomic_write_text
 
 __all__ = [
-    "PeakMemory", "command_line", "device_label", "fmt", "publish", "ratio", "run_isolated", "sync", "time_ms",
-    "versions", "write_section",
+    "PeakMemory",
+    "command_line",
+    "device_label",
+    "fmt",
+    "publish",
+    "ratio",
+    "run_isolated",
+    "sync",
+    "time_ms",
+    "versions",
+    "write_section",
 ]
 
 

@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     (table,) = rpe(landmarks)  # (B, H, 196, 49)
     q, k, v = (torch.randn(batch, heads, 196, dim, device=device) for _ in range(3))
     print(f"KeypointRPE table {tuple(table.shape)}, bucket map {tuple(rpe.buckets.shape)}, K = {rpe.num_buckets}")
-    print(f"auto picks {select_backend(q)!r} on {device} for inference, {select_backend(q, needs_grad=True)!r} for training\n")
+    print(
+        f"auto picks {select_backend(q)!r} on {device} for inference, {select_backend(q, needs_grad=True)!r} for training\n"
+    )
 
     def run(backend: str, with_grad: bool):
         leaves = [t.detach().clone().requires_grad_(with_grad) for t in (q, k, v, table)]

@@ -73,7 +73,9 @@ def _inputs(shape: Shape, device: str, dtype: torch.dtype, batch: int):
     buckets, k = product_buckets(*shape.grid, device=device)
     n = buckets.shape[0]
     gen = torch.Generator(device=device).manual_seed(0)
-    q, kk, v = (torch.randn(batch, shape.heads, n, shape.head_dim, device=device, dtype=dtype, generator=gen) for _ in range(3))
+    q, kk, v = (
+        torch.randn(batch, shape.heads, n, shape.head_dim, device=device, dtype=dtype, generator=gen) for _ in range(3)
+    )
     table = 0.1 * torch.randn(batch, shape.heads, n, k, device=device, dtype=dtype, generator=gen)
     return q, kk, v, table, buckets
 

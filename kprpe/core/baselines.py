@@ -12,7 +12,7 @@ Both return tables in the layout :func:`kprpe.core.kprpe_attention` consumes, ``
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -122,7 +122,9 @@ class RelPosBias(_BucketTableBase):
         return table[None, :, None, :].expand(1, self.num_heads, self.num_tokens, table.shape[-1])
 
     def extra_repr(self) -> str:
-        return f"num_heads={self.num_heads}, " + super().extra_repr() + (", shared_head=True" if self.shared_head else "")
+        return (
+            f"num_heads={self.num_heads}, " + super().extra_repr() + (", shared_head=True" if self.shared_head else "")
+        )
 
 
 class ContextualRPE(_BucketTableBase):
@@ -160,7 +162,9 @@ class ContextualRPE(_BucketTableBase):
         self.shared_head = shared_head
         lookups = 2 if method == "cross" else 1
         self.weight = nn.Parameter(
-            torch.empty(1 if shared_head else num_heads, head_dim, lookups * self.lookup_buckets, device=device, dtype=dtype)
+            torch.empty(
+                1 if shared_head else num_heads, head_dim, lookups * self.lookup_buckets, device=device, dtype=dtype
+            )
         )
         self.reset_parameters()
 

@@ -63,9 +63,7 @@ def split_keypoints(
             f"got {tuple(keypoints.shape)}"
         )
     if num_keypoints is not None and keypoints.shape[1] != num_keypoints:
-        raise ValueError(
-            f"got {keypoints.shape[1]} keypoints per sample but this layer was built for {num_keypoints}"
-        )
+        raise ValueError(f"got {keypoints.shape[1]} keypoints per sample but this layer was built for {num_keypoints}")
     if not keypoints.is_floating_point():
         raise TypeError(f"keypoints must be floating point, got {keypoints.dtype}")
     coords = keypoints[..., :2]

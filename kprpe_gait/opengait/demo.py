@@ -56,12 +56,16 @@ def _write_config(
     batch: tuple[int, int], frames: int, config_dir: Path,
 ) -> Path:  # fmt: skip
     cfg = yaml.safe_load((config_dir / base).read_text())
-    cfg["data_cfg"].update(dataset_root=str(data_dir / SPLITS[split]), dataset_partition=str(data_dir / "partition.json"))
+    cfg["data_cfg"].update(
+        dataset_root=str(data_dir / SPLITS[split]), dataset_partition=str(data_dir / "partition.json")
+    )
     evaluator = cfg["evaluator_cfg"]
     evaluator.update(partition=str(data_dir / "partition.json"), results_file=str(results_file),
                      restore_hint=iters, save_name=save_name)  # fmt: skip
     trainer = cfg["trainer_cfg"]
-    trainer.update(total_iter=iters, save_iter=iters, save_name=save_name, log_iter=max(1, min(trainer["log_iter"], iters)))
+    trainer.update(
+        total_iter=iters, save_iter=iters, save_name=save_name, log_iter=max(1, min(trainer["log_iter"], iters))
+    )
     trainer["sampler"].update(batch_size=list(batch), frames_num_fixed=frames)
     atomic_write_text(path, yaml.safe_dump(cfg, sort_keys=False))
     return path
@@ -160,7 +164,9 @@ def run_opengait_demo(
             results_file.unlink(missing_ok=True)
         _run([*launcher, "--", "--cfgs", str(cfg), "--phase", "train" if phase == "train" else "test"], log, env)
         if phase == "train":
-            ckpt = root / "output" / "SynthGait" / model_name / save_name / "checkpoints" / f"{save_name}-{iters:05d}.pt"
+            ckpt = (
+                root / "output" / "SynthGait" / model_name / save_name / "checkpoints" / f"{save_name}-{iters:05d}.pt"
+            )
             if not ckpt.is_file():
                 raise RuntimeError(f"training finished without writing {ckpt}; see {log}")
             summary["checkpoints"][model] = str(ckpt)
@@ -171,4 +177,3 @@ def run_opengait_demo(
         summary["results"].setdefault(model, {})[phase] = {k.removeprefix(_PREFIX): v for k, v in metrics.items()}
     write_json_atomic(out_dir / "opengait_demo.json", summary)
     return summary
-

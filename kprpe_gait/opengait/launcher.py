@@ -75,7 +75,7 @@ def _absolute_cfgs(main_args: Sequence[str], cwd: Path) -> list[str]:
             i += 2
             continue
         if arg.startswith("--cfgs="):
-            arg = "--cfgs=" + fix(arg[len("--cfgs="):])
+            arg = "--cfgs=" + fix(arg[len("--cfgs=") :])
         out.append(arg)
         i += 1
     return out
@@ -145,17 +145,28 @@ def launch(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``kprpe-gait launch`` (everything after ``--`` goes to ``main.py``)."""
-    parser.add_argument("--opengait-root", required=True, type=Path,
-                        help="OpenGait clone: the folder holding opengait/main.py, configs/, datasets/")
-    parser.add_argument("--cpu", action="store_true",
-                        help="run without a GPU: gloo process group, no CUDA calls (smoke tests, laptops)")
-    parser.add_argument("--shim", action="store_true",
-                        help="register nothing here: rely on the shim of 'kprpe-gait register', as OpenGait's own "
-                             "command does (with --cpu: that path without a GPU)")
+    parser.add_argument(
+        "--opengait-root",
+        required=True,
+        type=Path,
+        help="OpenGait clone: the folder holding opengait/main.py, configs/, datasets/",
+    )
+    parser.add_argument(
+        "--cpu", action="store_true", help="run without a GPU: gloo process group, no CUDA calls (smoke tests, laptops)"
+    )
+    parser.add_argument(
+        "--shim",
+        action="store_true",
+        help="register nothing here: rely on the shim of 'kprpe-gait register', as OpenGait's own "
+        "command does (with --cpu: that path without a GPU)",
+    )
     # the deprecated torch.distributed.launch passes --local-rank=N to the script; main.py's default is fine
     parser.add_argument("--local-rank", "--local_rank", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("main_args", nargs=argparse.REMAINDER,
-                        help="'--' then OpenGait main.py's arguments, e.g. -- --cfgs C.yaml --phase train")
+    parser.add_argument(
+        "main_args",
+        nargs=argparse.REMAINDER,
+        help="'--' then OpenGait main.py's arguments, e.g. -- --cfgs C.yaml --phase train",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

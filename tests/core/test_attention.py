@@ -24,7 +24,10 @@ def naive_attention(q, k, v, table, buckets, mask=None):
             tb = table[min(b, table.shape[0] - 1), min(h, table.shape[1] - 1)]
             for i in range(n):
                 logits = torch.stack(
-                    [q[b, h, i].double() @ k[b, h, j].double() / d**0.5 + tb[i, buckets[i, j]].double() for j in range(k.shape[2])]
+                    [
+                        q[b, h, i].double() @ k[b, h, j].double() / d**0.5 + tb[i, buckets[i, j]].double()
+                        for j in range(k.shape[2])
+                    ]
                 )
                 if mask is not None:
                     logits = logits + mask[b, 0, i].double()
@@ -43,7 +46,9 @@ def make_inputs(batch=2, heads=3, h=3, w=4, d=8, k_buckets=None, dtype=torch.flo
 
 def test_reference_matches_loop_definition():
     q, k, v, table, buckets = make_inputs(batch=1, heads=2, h=2, w=3, d=4)
-    torch.testing.assert_close(kprpe_attention(q, k, v, table, buckets, "reference"), naive_attention(q, k, v, table, buckets))
+    torch.testing.assert_close(
+        kprpe_attention(q, k, v, table, buckets, "reference"), naive_attention(q, k, v, table, buckets)
+    )
 
 
 def test_gather_bias_picks_table_entries():
@@ -159,7 +164,10 @@ def test_auto_on_cpu_picks_sdpa_for_inference_reference_for_training_and_explain
     name, reasons = explain_backend(q, needs_grad=True)
     assert name == "reference" and any(r.startswith("sdpa:") for r in reasons)
     torch.testing.assert_close(
-        kprpe_attention(q, k, v, table, buckets), kprpe_attention(q, k, v, table, buckets, "reference"), rtol=1e-4, atol=1e-5
+        kprpe_attention(q, k, v, table, buckets),
+        kprpe_attention(q, k, v, table, buckets, "reference"),
+        rtol=1e-4,
+        atol=1e-5,
     )
 
 

@@ -27,7 +27,9 @@ def test_shared_head_broadcasts_and_zero_init_by_default():
     assert rpe().shape == (1, 4, 9, 49)
 
 
-@pytest.mark.parametrize("method, shared", [("product", True), ("product", False), ("cross", True), ("euclidean", False)])
+@pytest.mark.parametrize(
+    "method, shared", [("product", True), ("product", False), ("cross", True), ("euclidean", False)]
+)
 def test_contextual_rpe_matches_its_definition(method, shared):
     torch.manual_seed(0)
     heads, d, grid = 2, 4, (3, 3)

@@ -16,9 +16,7 @@ def test_patch_centers_are_row_major_xy_in_unit_square():
 
 
 def test_split_keypoints_marks_nan_and_low_confidence_invalid_without_nan():
-    kp = torch.tensor(
-        [[[0.2, 0.3, 0.9], [math.nan, 0.5, 0.9], [0.4, 0.4, 0.0], [0.6, 0.6, 0.3], [0.1, math.inf, 1.0]]]
-    )
+    kp = torch.tensor([[[0.2, 0.3, 0.9], [math.nan, 0.5, 0.9], [0.4, 0.4, 0.0], [0.6, 0.6, 0.3], [0.1, math.inf, 1.0]]])
     coords, valid = split_keypoints(kp, 5, min_confidence=0.25)
     assert valid.tolist() == [[True, False, False, True, False]]
     assert torch.isfinite(coords).all()

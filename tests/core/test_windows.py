@@ -27,7 +27,10 @@ def test_partition_is_row_major_within_and_across_windows():
     torch.testing.assert_close(window_reverse(windows, (2, 3), 4, 6), x)
 
 
-@pytest.mark.parametrize("grid, window, shift", [((15, 10), (3, 5), (1, 2)), ((7, 9), (3, 5), (1, 2)), ((6, 6), (3, 3), (0, 0)), ((5, 4), (3, 3), (1, 1))])
+@pytest.mark.parametrize(
+    "grid, window, shift",
+    [((15, 10), (3, 5), (1, 2)), ((7, 9), (3, 5), (1, 2)), ((6, 6), (3, 3), (0, 0)), ((5, 4), (3, 3), (1, 1))],
+)
 def test_to_windows_round_trip_with_padding_and_shift(grid, window, shift):
     x = torch.randn(2, *grid, 3)
     windows = to_windows(x, window, shift)

@@ -11,4 +11,3 @@ def test_worker_measures_forward_and_backward(bench):
     assert result["fwd_ms"] > 0 and result["fwdbwd_ms"] > 0 and result["peak_mib"] >= 0
     flex = bench.worker(2, "flex", "cpu", "float32", batch=2, repeats=1)
     assert flex["fwdbwd_ms"] is None  # no CPU backward in PyTorch: reported, not faked
-

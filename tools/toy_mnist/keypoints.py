@@ -83,9 +83,7 @@ def draw_keypoints(images: torch.Tensor, keypoints: torch.Tensor, value: float =
     if planes.dim() != 3 or (not squeeze and images.shape[1] != 1):
         raise ValueError(f"images must be (B, H, W) or (B, 1, H, W), got {tuple(images.shape)}")
     if keypoints.dim() != 3 or keypoints.shape[-1] != 2 or keypoints.shape[0] != planes.shape[0]:
-        raise ValueError(
-            f"keypoints must be (B, L, 2) with B={planes.shape[0]}, got {tuple(keypoints.shape)}"
-        )
+        raise ValueError(f"keypoints must be (B, L, 2) with B={planes.shape[0]}, got {tuple(keypoints.shape)}")
     batch, height, width = planes.shape
     finite = torch.isfinite(keypoints).all(-1)  # (B, L)
     safe = torch.where(finite[..., None], keypoints, torch.zeros_like(keypoints))

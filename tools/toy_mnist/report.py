@@ -110,9 +110,7 @@ def paired_table(runs: Iterable[dict[str, Any]], pairs: Iterable[tuple[str, str]
         if diff is None:
             continue
         n = len(diff["seeds"])
-        cells = [
-            f"{diff[key]['mean']:+.2f} ± {diff[key]['std']:.2f} ({diff[key]['wins']}/{n})" for key, _ in METRICS
-        ]
+        cells = [f"{diff[key]['mean']:+.2f} ± {diff[key]['std']:.2f} ({diff[key]['wins']}/{n})" for key, _ in METRICS]
         lines.append(f"| {VARIANTS[variant].label} - {VARIANTS[baseline].label} | " + " | ".join(cells) + f" | {n} |")
     return "\n".join(lines) + "\n" if len(lines) > 2 else ""
 

@@ -175,9 +175,7 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def batch_plan(
-    seed: int, n: int, config: TrainConfig
-) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+def batch_plan(seed: int, n: int, config: TrainConfig) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """The batches of a run: ``(indices (b,), shifts (b, 2) or None)`` for every step, epoch by epoch.
 
     A function of ``seed``, ``n`` and ``config`` only (never of the variant): the order comes from a

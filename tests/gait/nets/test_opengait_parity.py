@@ -4,7 +4,6 @@ OpenGait's SwinGait-3D transformer with a temporal window of 1 and patch ``[1, 2
 frame-by-frame 2D Swin, so with its weights copied over ours must compute the same numbers.
 """
 
-
 import pytest
 import torch
 

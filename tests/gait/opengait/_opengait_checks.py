@@ -59,7 +59,9 @@ def main(root: str, config: str, out: str) -> None:
     results["wl_zero_at_init"] = bool(rpe) and all(not m.proj.weight.detach().any() for m in rpe)
     wl_ids = {id(p) for m in rpe for p in m.parameters()}
     groups = model.optimizer.param_groups
-    results["wl_weight_decay"] = sorted({g["weight_decay"] for g in groups if any(id(p) in wl_ids for p in g["params"])})
+    results["wl_weight_decay"] = sorted(
+        {g["weight_decay"] for g in groups if any(id(p) in wl_ids for p in g["params"])}
+    )
     results["group_lrs"] = sorted(g["lr"] for g in groups)
     results["optimizer"] = type(model.optimizer).__name__
     results["scheduler"] = type(model.scheduler).__name__
@@ -94,7 +96,10 @@ def main(root: str, config: str, out: str) -> None:
     error("optimizer_key", lambda: build(lambda c: c["optimizer_cfg"].update(wieght_decay=0.1)))
     error("scheduler_key", lambda: build(lambda c: c["scheduler_cfg"].update(T_zero=5)))
     error("transform_key", lambda: build(lambda c: c["trainer_cfg"]["transform"][0].update(flip_probability=0.5)))
-    error("transform_type", lambda: build(lambda c: c["evaluator_cfg"].update(transform=[{"type": "BaseSilCuttingTransform"}])))
+    error(
+        "transform_type",
+        lambda: build(lambda c: c["evaluator_cfg"].update(transform=[{"type": "BaseSilCuttingTransform"}])),
+    )
     error("class_num", lambda: build(lambda c: c["model_cfg"]["SeparateBNNecks"].update(class_num=2)))
 
     baseline = build(lambda c: c["data_cfg"].update(data_in_use=[True, False]), name="SwinGait2D")

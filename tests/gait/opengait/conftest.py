@@ -24,7 +24,17 @@ REPO = Path(__file__).resolve().parents[3]
 CONFIGS = REPO / "configs" / "gait3d"
 
 #: third-party packages OpenGait's model folder imports when ``modeling.models`` is imported
-OPENGAIT_IMPORTS = ("torchvision", "cv2", "einops", "kornia", "sklearn", "lightly", "imageio", "tensorboard", "matplotlib")
+OPENGAIT_IMPORTS = (
+    "torchvision",
+    "cv2",
+    "einops",
+    "kornia",
+    "sklearn",
+    "lightly",
+    "imageio",
+    "tensorboard",
+    "matplotlib",
+)
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,9 @@ def test_split_known_separates_inherited_defaults():
 
 
 def test_check_keys_names_the_unknown_key_and_lists_valid_ones():
-    with pytest.raises(ValueError, match=r"optimizer_cfg \(AdamW\): unknown key 'wieght_decay'; valid keys: .*weight_decay"):
+    with pytest.raises(
+        ValueError, match=r"optimizer_cfg \(AdamW\): unknown key 'wieght_decay'; valid keys: .*weight_decay"
+    ):
         check_keys("optimizer_cfg (AdamW)", {"lr": 1.0, "wieght_decay": 0.1}, {"lr", "weight_decay"})
     assert check_keys("s", {"lr": 1.0, "momentum": 0.9}, {"lr"}, {"momentum": 0.9}) == {"lr": 1.0}
     with pytest.raises(TypeError, match="mapping"):

@@ -72,7 +72,9 @@ def test_gait3d_configs_follow_the_paper_recipe(name):
     t0, mult, total = cfg["scheduler_cfg"]["T_0"], cfg["scheduler_cfg"]["T_mult"], cfg["trainer_cfg"]["total_iter"]
     assert total == 60000 and sum(t0 * mult**i for i in range(2)) == total
     sampler = cfg["trainer_cfg"]["sampler"]
-    assert sampler["batch_size"] == [32, 4] and sampler["frames_num_fixed"] == 30 and sampler["type"] == "TripletSampler"
+    assert (
+        sampler["batch_size"] == [32, 4] and sampler["frames_num_fixed"] == 30 and sampler["type"] == "TripletSampler"
+    )
     triplet, softmax = cfg["loss_cfg"]
     assert (triplet["type"], triplet["margin"]) == ("TripletLoss", 0.2)
     assert (softmax["type"], softmax["scale"]) == ("CrossEntropyLoss", 16)

@@ -97,7 +97,9 @@ def test_nan_joints_are_errors_unless_marked_missing():
     s, j = make_seq(5, np.random.default_rng(4))
     bad = j.copy()
     bad[1, 3, 0] = np.nan  # confidence stays > 0
-    with pytest.raises(ValueError, match=r"1 joints have confidence > 0 but NaN/inf coordinates \(first: frame 1, joint 3\)"):
+    with pytest.raises(
+        ValueError, match=r"1 joints have confidence > 0 but NaN/inf coordinates \(first: frame 1, joint 3\)"
+    ):
         prepare_batch([[s], [bad]], None, cut_and_normalise, num_joints=J, use_joints=True, names=["q"])
     bad = j.copy()
     bad[0, 0, 2] = np.nan
@@ -112,7 +114,9 @@ def test_modality_and_packing_errors():
     with pytest.raises(ValueError, match="got 3 modalities"):
         prepare_batch([[s], [j], [j]], None, cut_and_normalise, num_joints=J, use_joints=True, names=["q"])
     with pytest.raises(ValueError, match="seqL sums to 6 frames but the packed silhouettes hold 5"):
-        prepare_batch([[s], [j]], np.array([[2, 4]]), cut_and_normalise, num_joints=J, use_joints=True, names=["a", "b"])
+        prepare_batch(
+            [[s], [j]], np.array([[2, 4]]), cut_and_normalise, num_joints=J, use_joints=True, names=["a", "b"]
+        )
     with pytest.raises(ValueError, match="2 sequences in the batch but 1 names"):
         prepare_batch([[s, s]], None, cut_and_normalise, num_joints=J, use_joints=False, names=["a"])
 

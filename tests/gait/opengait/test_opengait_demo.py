@@ -80,9 +80,17 @@ def test_demo_runs_train_and_both_test_splits_per_model(fake_python, fake_layout
     )
     cfg = yaml.safe_load(Path(summary["configs"]["kprpe"]["misaligned"]).read_text())
     assert cfg["data_cfg"]["dataset_root"] == str(data / "pkl-misaligned")
-    assert cfg["evaluator_cfg"]["restore_hint"] == 7 and cfg["evaluator_cfg"]["partition"] == str(data / "partition.json")
-    assert cfg["trainer_cfg"]["sampler"]["batch_size"] == [3, 2] and cfg["trainer_cfg"]["sampler"]["frames_num_fixed"] == 5
-    assert json.loads(Path(summary["logs"]["swin"]["train"]).read_text()) == {"cpu": True, "phase": "train", "model": "SwinGait2D"}
+    assert cfg["evaluator_cfg"]["restore_hint"] == 7 and cfg["evaluator_cfg"]["partition"] == str(
+        data / "partition.json"
+    )
+    assert (
+        cfg["trainer_cfg"]["sampler"]["batch_size"] == [3, 2] and cfg["trainer_cfg"]["sampler"]["frames_num_fixed"] == 5
+    )
+    assert json.loads(Path(summary["logs"]["swin"]["train"]).read_text()) == {
+        "cpu": True,
+        "phase": "train",
+        "model": "SwinGait2D",
+    }
     assert json.loads((out / "opengait_demo.json").read_text()) == summary
     table = format_table(summary)  # the compact demo's table reads this runner's summary too
     assert "| SwinGait-2D + KP-RPE | 91.00 | 91.00 | 91.00 | 91.00 | 11.00 |" in table

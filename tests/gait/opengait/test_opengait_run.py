@@ -22,7 +22,6 @@ HERE = Path(__file__).resolve().parent
 METRICS = {f"scalar/test_accuracy/{k}" for k in ("Rank-1", "Rank-5", "Rank-10", "mAP", "mINP")}
 
 
-
 def test_model_classes_inside_opengait(opengait_copy, synth_tiny, tmp_path, smoke_config, run_python):
     cfg = smoke_config(tmp_path / "checks.yaml", "synthgait_smoke_kprpe.yaml", synth_tiny,
                        trainer_cfg={"sampler": {"batch_size": [2, 2]}})  # fmt: skip
