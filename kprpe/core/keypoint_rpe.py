@@ -24,7 +24,7 @@ without the bias computes.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -66,16 +66,24 @@ class KeypointRPE(nn.Module):
             (see :mod:`kprpe.core.geometry`).
         keypoint_grad: let gradients flow into the keypoints (off in the reference, which computes
             ``D`` under ``no_grad``).
+        used_buckets: the buckets the tables get a column for, increasing ids of the full map (default
+            all ``K'``). Column ``k`` then stands for bucket ``used_buckets[k]``, so a bucket that the
+            attention's map never reaches costs no parameters and no ``W_L`` column goes without a
+            gradient: a Swin window's map reaches 35 of the 49 buckets
+            (:func:`kprpe.core.compact_window_buckets` gives them and the renumbered map to gather with).
 
     Shape:
         - keypoints: ``(B, L, 2)`` ``(x, y)`` in ``[0, 1]``, or ``(B, L, 3)`` with confidence.
         - output of :meth:`forward`: list of ``depth`` tables, each ``(B, H, N', K')`` with
-          ``N' = num_prefix_tokens + h*w`` and ``K' = K + (1 if num_prefix_tokens else 0)``. Shared
-          variants return expanded views (no copies).
+          ``N' = num_prefix_tokens + h*w`` and ``K' = K + (1 if num_prefix_tokens else 0)``
+          (``len(used_buckets)`` when given). Shared variants return expanded views (no copies).
 
     Attributes:
         proj: the ``nn.Linear`` ``W_L``; output columns ordered ``(depth, head, bucket)``.
-        buckets: ``(N', N')`` int64 product bucket map of the grid (non-persistent buffer).
+        buckets: ``(N', N')`` int64 product bucket map of the grid (non-persistent buffer), renumbered to
+            the table's columns with ``used_buckets``; ``None`` when the grid's own map reaches a bucket
+            outside ``used_buckets`` (a Swin stage-grid table, gathered with the window's map instead).
+        used_buckets: ``(K',)`` int64, the full-map bucket of each table column (non-persistent buffer).
         grid: ``(h*w, 2)`` token centres (non-persistent buffer).
 
     Example:
@@ -97,6 +105,7 @@ class KeypointRPE(nn.Module):
         hidden_dim: int | None = None,
         min_confidence: float = 0.0,
         keypoint_grad: bool = False,
+        used_buckets: Sequence[int] | torch.Tensor | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -122,8 +131,12 @@ class KeypointRPE(nn.Module):
         self.min_confidence = float(min_confidence)
         self.keypoint_grad = keypoint_grad
 
-        buckets, self.num_buckets = product_buckets(*self.grid_size, ratio, num_prefix_tokens, device=device)
-        self.register_buffer("buckets", buckets.clone(), persistent=False)
+        buckets, full_buckets = product_buckets(*self.grid_size, ratio, num_prefix_tokens, device=device)
+        used = _check_used_buckets(used_buckets, full_buckets, device)
+        self.num_buckets = int(used.numel())
+        self._full_num_buckets = full_buckets
+        self.register_buffer("used_buckets", used, persistent=False)
+        self.register_buffer("buckets", _renumber(buckets, used, full_buckets), persistent=False)
         self.register_buffer(
             "grid", patch_centers(*self.grid_size, device=device, dtype=dtype or torch.float32), persistent=False
         )
@@ -202,4 +215,29 @@ class KeypointRPE(nn.Module):
             s += f", num_prefix_tokens={self.num_prefix_tokens}"
         if self.keypoint_grad:
             s += ", keypoint_grad=True"
+        if self.num_buckets != self._full_num_buckets:
+            s += f", used_buckets={self.num_buckets} of {self._full_num_buckets}"
         return s
+
+
+def _check_used_buckets(
+    used_buckets: Sequence[int] | torch.Tensor | None, full: int, device: torch.device | str | None
+) -> torch.Tensor:
+    """``used_buckets`` as an increasing int64 tensor of ids in ``[0, full)`` (all of them for ``None``)."""
+    if used_buckets is None:
+        return torch.arange(full, device=device)
+    used = torch.as_tensor(used_buckets, device=device)
+    if used.dim() != 1 or used.numel() == 0 or used.is_floating_point() or used.dtype == torch.bool:
+        raise ValueError(f"used_buckets must be a non-empty 1-D sequence of ints, got {used_buckets!r}")
+    used = used.long()
+    if bool((used[1:] <= used[:-1]).any()) or int(used.min()) < 0 or int(used.max()) >= full:
+        raise ValueError(f"used_buckets must be increasing bucket ids in [0, {full}), got {used.tolist()}")
+    return used
+
+
+def _renumber(buckets: torch.Tensor, used: torch.Tensor, full: int) -> torch.Tensor | None:
+    """``buckets`` with every id replaced by its column in ``used``; ``None`` if one is not in ``used``."""
+    column = torch.full((full,), -1, dtype=torch.long, device=buckets.device)
+    column[used.to(buckets.device)] = torch.arange(used.numel(), device=buckets.device)
+    out = column[buckets]
+    return None if bool((out < 0).any()) else out

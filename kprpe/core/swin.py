@@ -25,7 +25,15 @@ from torch import nn
 
 from .baselines import RelPosBias
 from .layers import Attention, DropPath, Mlp
-from .windows import TABLE_GRIDS, from_windows, partition_tables, shifted_window_mask, to_windows, window_buckets
+from .windows import (
+    TABLE_GRIDS,
+    compact_window_buckets,
+    from_windows,
+    partition_tables,
+    shifted_window_mask,
+    to_windows,
+    window_buckets,
+)
 
 __all__ = ["REL_POS_MODES", "SwinBlock"]
 
@@ -47,6 +55,10 @@ class SwinBlock(nn.Module):
         backend: :func:`kprpe.core.kprpe_attention` backend.
         table_grid: ``"stage"`` or ``"window"``: the frame of the table ``forward`` takes
             (``rel_pos="table"``; module docstring).
+        compact_buckets: gather with :func:`~kprpe.core.compact_window_buckets` (only the buckets the
+            window reaches, renumbered; the table then has one column per such bucket, e.g. a
+            :class:`~kprpe.core.KeypointRPE` built with its ``used_buckets``) instead of the full
+            product map (``K = 49`` columns, 14 of which a 3x5 window never reads).
 
     Shape:
         - x: ``(B, h, w, C)``
@@ -72,6 +84,7 @@ class SwinBlock(nn.Module):
         ratio: float = 1.9,
         backend: str = "auto",
         table_grid: str = "stage",
+        compact_buckets: bool = False,
     ) -> None:
         super().__init__()
         if rel_pos not in REL_POS_MODES:
@@ -90,12 +103,16 @@ class SwinBlock(nn.Module):
         self.shift_size = (shift[0], shift[1])
         self.rel_pos = rel_pos
         self.num_heads = num_heads
+        self.compact_buckets = bool(compact_buckets)
 
         rpe = None
         if rel_pos == "swin":
             rpe = RelPosBias(num_heads, self.window_size, method="exact", init_std=0.02)
         elif rel_pos == "table":
-            buckets, _ = window_buckets(self.window_size, ratio)
+            if self.compact_buckets:
+                buckets, _, _ = compact_window_buckets(self.window_size, ratio)
+            else:
+                buckets, _ = window_buckets(self.window_size, ratio)
             self.register_buffer("buckets", buckets.clone(), persistent=False)
         mask = shifted_window_mask(self.grid_size, self.window_size, self.shift_size)
         self.register_buffer("attn_mask", mask[:, None] if mask is not None else None, persistent=False)
@@ -138,5 +155,7 @@ class SwinBlock(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"grid_size={self.grid_size}, window_size={self.window_size}, shift_size={self.shift_size}, "
-            f"rel_pos={self.rel_pos!r}" + (f", table_grid={self.table_grid!r}" if self.rel_pos == "table" else "")
+            f"rel_pos={self.rel_pos!r}"
+            + (f", table_grid={self.table_grid!r}" if self.rel_pos == "table" else "")
+            + (", compact_buckets=True" if self.rel_pos == "table" and self.compact_buckets else "")
         )

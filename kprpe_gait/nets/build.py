@@ -18,6 +18,7 @@ an unknown one is an error that names it)::
       rel_pos: swin                # swin | kprpe | none
       kprpe_variant: multihead
       kprpe_grid: stage            # stage | window (the frame of KP-RPE's grid M)
+      kprpe_compact_buckets: false # true: table columns only for the 35 of 49 buckets a 3x5 window reaches
       num_joints: 17
       min_confidence: 0.0
       embed_dim: 256
@@ -49,12 +50,13 @@ MODEL_NAMES: dict[str, str | None] = {"SwinGait2D": None, "SwinGait2DKPRPE": "kp
 _TOP_KEYS = {
     "model", "Backbone", "bin_num", "SeparateBNNecks", "rel_pos", "kprpe_variant", "kprpe_grid", "num_joints",
     "min_confidence", "embed_dim", "num_heads", "window_size", "token_grid", "drop_path_rate", "backend",
+    "kprpe_compact_buckets",
 }  # fmt: skip
 _BACKBONE_KEYS = {"in_channels", "layers", "channels"}
 _BNNECK_KEYS = {"in_channels", "class_num", "parts_num"}
 _PASSTHROUGH = (
     "rel_pos", "kprpe_variant", "kprpe_grid", "num_joints", "min_confidence", "embed_dim", "num_heads",
-    "window_size", "token_grid", "drop_path_rate", "backend",
+    "window_size", "token_grid", "drop_path_rate", "backend", "kprpe_compact_buckets",
 )  # fmt: skip
 
 

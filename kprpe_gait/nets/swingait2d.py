@@ -56,7 +56,7 @@ from torch import nn
 
 from kprpe.core import VARIANTS, KeypointRPE, RelPosBias, SwinBlock
 from kprpe.core.decay import POSITION_MODULES
-from kprpe.core.windows import TABLE_GRIDS, as_pair, window_keypoints
+from kprpe.core.windows import TABLE_GRIDS, as_pair, compact_window_buckets, window_keypoints
 
 from .modules import (
     HorizontalPoolingPyramid,
@@ -102,6 +102,8 @@ class SwinStage2D(nn.Module):
         rel_pos: ``"swin"``, ``"kprpe"`` or ``"none"``.
         kprpe_variant, num_joints, min_confidence: of the stage's :class:`KeypointRPE` (``"kprpe"``).
         kprpe_grid: ``"stage"`` or ``"window"``, the frame of the KP-RPE grid (module docstring).
+        compact_buckets: KP-RPE tables with a column only for the buckets a window reaches (35 of 49
+            for a 3x5 window; :func:`kprpe.core.compact_window_buckets`), not the full product map.
         out_dim: if set, the stage ends with ``LayerNorm(C) + Linear(C, out_dim, bias=False)``.
         backend: attention backend (:func:`kprpe.core.kprpe_attention`).
 
@@ -126,6 +128,7 @@ class SwinStage2D(nn.Module):
         out_dim: int | None = None,
         backend: str = "auto",
         kprpe_grid: str = "stage",
+        compact_buckets: bool = False,
     ) -> None:
         super().__init__()
         if len(drop_path) != depth:
@@ -147,13 +150,17 @@ class SwinStage2D(nn.Module):
                 rel_pos=REL_POS[rel_pos],
                 backend=backend,
                 table_grid=kprpe_grid,
+                compact_buckets=compact_buckets,
             )
             for i in range(depth)
         )
         self.window_size = self.blocks[0].window_size  # clamped to the grid
         rpe_grid = self.grid_size if kprpe_grid == "stage" else self.window_size
+        used = compact_window_buckets(self.window_size)[2] if compact_buckets else None
         self.rpe = (
-            KeypointRPE(num_joints, rpe_grid, num_heads, depth, kprpe_variant, min_confidence=min_confidence)
+            KeypointRPE(
+                num_joints, rpe_grid, num_heads, depth, kprpe_variant, min_confidence=min_confidence, used_buckets=used
+            )
             if rel_pos == "kprpe"
             else None
         )
@@ -191,7 +198,8 @@ class SwinTransformer2D(nn.Module):
         grid_size: token grid ``(h, w)``; the input must be ``(2h, 2w)`` (2x2 patches).
         window_size: window ``(wh, ww)`` of every stage.
         drop_path_rate: stochastic depth grows linearly from 0 to this over all blocks.
-        rel_pos, kprpe_variant, num_joints, min_confidence, backend, kprpe_grid: see :class:`SwinStage2D`.
+        rel_pos, kprpe_variant, num_joints, min_confidence, backend, kprpe_grid, compact_buckets: see
+            :class:`SwinStage2D`.
 
     Shape:
         - x: ``(B, in_channels, 2h, 2w)``
@@ -214,6 +222,7 @@ class SwinTransformer2D(nn.Module):
         min_confidence: float = 0.0,
         backend: str = "auto",
         kprpe_grid: str = "stage",
+        compact_buckets: bool = False,
     ) -> None:
         super().__init__()
         if len(depths) != 2 or len(num_heads) != 2:
@@ -231,6 +240,7 @@ class SwinTransformer2D(nn.Module):
             "min_confidence": min_confidence,
             "backend": backend,
             "kprpe_grid": kprpe_grid,
+            "compact_buckets": compact_buckets,
         }
         self.stages = nn.ModuleList(
             [
@@ -258,6 +268,8 @@ class SwinGait2D(nn.Module):
         kprpe_variant: any key of :data:`kprpe.core.VARIANTS`.
         kprpe_grid: ``"stage"`` (M over the 15x10 token grid, the authors' released code) or ``"window"``
             (M the size of the 3x5 window, the paper's wording); module docstring.
+        kprpe_compact_buckets: KP-RPE tables with a column only for the 35 of 49 buckets a 3x5 window
+            reaches (no ``W_L`` column without a gradient; checkpoints of the two forms do not mix).
         num_joints: joints per frame (17 COCO joints).
         min_confidence: joints with confidence ``<= min_confidence`` contribute nothing.
         in_channels: input channels per frame (1 for silhouettes).
@@ -308,6 +320,7 @@ class SwinGait2D(nn.Module):
         drop_path_rate: float = 0.1,
         backend: str = "auto",
         kprpe_grid: str = "stage",
+        kprpe_compact_buckets: bool = False,
     ) -> None:
         super().__init__()
         if rel_pos not in REL_POS:
@@ -329,6 +342,8 @@ class SwinGait2D(nn.Module):
             )
         if kprpe_grid not in TABLE_GRIDS:
             raise ValueError(f"unknown kprpe_grid {kprpe_grid!r}; choose one of {TABLE_GRIDS}")
+        if not isinstance(kprpe_compact_buckets, bool):  # a YAML "false" string must not read as true
+            raise ValueError(f"kprpe_compact_buckets must be true or false, got {kprpe_compact_buckets!r}")
         self.token_grid = as_pair(token_grid, "token_grid", minimum=1)
         self.window_size = as_pair(window_size, "window_size", minimum=1)
         if any(self.token_grid[0] % b for b in bins):
@@ -337,6 +352,7 @@ class SwinGait2D(nn.Module):
         self.rel_pos = rel_pos
         self.kprpe_variant = kprpe_variant
         self.kprpe_grid = kprpe_grid
+        self.kprpe_compact_buckets = bool(kprpe_compact_buckets)
         self.num_joints = num_joints
         self.in_channels = in_channels
 
@@ -360,6 +376,7 @@ class SwinGait2D(nn.Module):
             min_confidence,
             backend,
             kprpe_grid,
+            self.kprpe_compact_buckets,
         )
         self.num_features = self.transformer.num_features
         self.hpp = HorizontalPoolingPyramid(bins)
@@ -501,5 +518,6 @@ class SwinGait2D(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"num_classes={self.num_classes}, rel_pos={self.rel_pos!r}, kprpe_variant={self.kprpe_variant!r}, "
-            f"kprpe_grid={self.kprpe_grid!r}, num_joints={self.num_joints}, token_grid={self.token_grid}, window_size={self.window_size}"
+            f"kprpe_grid={self.kprpe_grid!r}, num_joints={self.num_joints}, token_grid={self.token_grid}, "
+            f"window_size={self.window_size}" + (", kprpe_compact_buckets=True" if self.kprpe_compact_buckets else "")
         )

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kprpe.core import VARIANTS, KeypointRPE, patch_centers, product_buckets
+from kprpe.core import VARIANTS, KeypointRPE, compact_window_buckets, patch_centers, product_buckets
 
 
 def naive_tables(rpe: KeypointRPE, keypoints: torch.Tensor) -> list[torch.Tensor]:
@@ -229,5 +229,50 @@ def test_wrong_keypoint_count_and_bad_arguments_raise():
 
 def test_repr_shows_hyperparameters():
     text = repr(KeypointRPE(17, (15, 10), 16, 4, variant="per_head", num_prefix_tokens=1))
-    for piece in ("num_keypoints=17", "grid_size=(15, 10)", "num_heads=16", "depth=4", "'per_head'", "num_prefix_tokens=1"):
+    for piece in (
+        "num_keypoints=17",
+        "grid_size=(15, 10)",
+        "num_heads=16",
+        "depth=4",
+        "'per_head'",
+        "num_prefix_tokens=1",
+    ):
         assert piece in text
+
+
+def test_used_buckets_keep_only_those_columns_and_renumber_the_map():
+    torch.manual_seed(0)
+    full = KeypointRPE(5, (3, 5), num_heads=2, depth=2)
+    compact_map, k_used, used = compact_window_buckets((3, 5))
+    compact = KeypointRPE(5, (3, 5), num_heads=2, depth=2, used_buckets=used.tolist())
+    assert (full.num_buckets, compact.num_buckets) == (49, k_used) == (49, 35)
+    assert compact.proj.out_features == 2 * 2 * 35 and torch.equal(compact.used_buckets, used)
+    assert torch.equal(compact.buckets, compact_map)  # the grid is the window: its own map, renumbered
+    with torch.no_grad():
+        full.proj.weight.normal_()
+        full.proj.bias.normal_()
+        rows = torch.arange(full.proj.out_features).view(-1, 49)[:, used].reshape(-1)
+        compact.proj.weight.copy_(full.proj.weight[rows])
+        compact.proj.bias.copy_(full.proj.bias[rows])
+    kp = torch.rand(3, 5, 3)
+    for t_full, t_compact in zip(full(kp), compact(kp)):
+        torch.testing.assert_close(t_compact, t_full[..., used])
+        # same bias for every (query, key) pair through either map
+        n = full.num_tokens
+        torch.testing.assert_close(
+            torch.gather(t_compact, -1, compact.buckets.expand(3, 2, n, n)),
+            torch.gather(t_full, -1, full.buckets.expand(3, 2, n, n)),
+        )
+    assert "used_buckets=35 of 49" in repr(compact) and "used_buckets" not in repr(full)
+
+
+def test_used_buckets_that_the_grids_own_map_exceeds_leave_no_map_and_bad_values_are_refused():
+    # a 15x10 stage grid reaches all 49 buckets; a table holding the window's 35 has no map of its own
+    stage = KeypointRPE(17, (15, 10), num_heads=2, used_buckets=compact_window_buckets((3, 5))[2])
+    assert stage.buckets is None and stage(torch.rand(1, 17, 3))[0].shape == (1, 2, 150, 35)
+    with_cls = KeypointRPE(5, (2, 2), num_heads=1, num_prefix_tokens=1, used_buckets=list(range(50)))
+    assert with_cls.num_buckets == 50 and torch.equal(with_cls.buckets, product_buckets(2, 2, 1.9, 1)[0])
+    for bad, match in (([3, 2], "increasing"), ([0, 49], r"in \[0, 49\)"), ([-1, 2], "increasing"),
+                       ([], "non-empty"), ([0.5, 1.0], "ints"), ([[0, 1]], "1-D")):  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            KeypointRPE(5, (3, 5), num_heads=1, used_buckets=bad)

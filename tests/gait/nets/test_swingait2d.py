@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from kprpe.core import KeypointRPE, RelPosBias
+from kprpe.core import KeypointRPE, RelPosBias, compact_window_buckets
 from kprpe_gait.nets import SwinGait2D, SwinStage2D
 
 SMALL = {"channels": (8, 16), "layers": (1, 1, 2, 2), "embed_dim": 16, "num_heads": (2, 4), "out_channels": 16}
@@ -365,3 +365,41 @@ def test_param_group_order_is_parameter_order_so_saved_optimiser_states_still_lo
     for group in net.param_groups(1e-3, 0.02):
         in_group = [names[id(p)] for p in group["params"]]
         assert in_group == [n for n in order if n in set(in_group)], group["name"]
+
+
+def compact_state(full: SwinGait2D) -> dict[str, torch.Tensor]:
+    """``full``'s weights with each ``W_L`` cut to the columns of the buckets a window reaches."""
+    state = dict(full.state_dict())
+    for name, m in full.named_modules():
+        if isinstance(m, KeypointRPE):
+            used = compact_window_buckets(full.window_size)[2]
+            rows = torch.arange(m.proj.out_features).view(-1, m.num_buckets)[:, used].reshape(-1)
+            state[f"{name}.proj.weight"] = m.proj.weight[rows]
+            state[f"{name}.proj.bias"] = m.proj.bias[rows]
+    return state
+
+
+@pytest.mark.parametrize("grid_name", ["stage", "window"])
+def test_compact_buckets_compute_the_full_model_with_fewer_columns_all_trained(grid_name):
+    """Same network with the 14 never-read columns of every W_L removed: same outputs, 35/49 of the
+    columns, and every remaining column receives a gradient (the full model leaves 14 of 49 at zero)."""
+    torch.manual_seed(0)
+    full = small_net("kprpe", kprpe_grid=grid_name, drop_path_rate=0.0).eval()
+    randomize_kprpe(full)
+    compact = small_net("kprpe", kprpe_grid=grid_name, drop_path_rate=0.0, kprpe_compact_buckets=True).eval()
+    compact.load_state_dict(compact_state(full))
+    sils, joints = torch.rand(2, 3, 32, 22), random_joints(2, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(compact(sils, joints)["embeddings"], full(sils, joints)["embeddings"])
+    for net, never_read in ((full, 14), (compact, 0)):
+        net.zero_grad()
+        out = net.train()(sils, joints)
+        (out["embeddings"].pow(2).mean() + out["logits"].logsumexp(1).mean()).backward()
+        for stage in net.transformer.stages:
+            rpe = stage.rpe
+            assert rpe.num_buckets == 49 - 14 * (net is compact)
+            grad = rpe.proj.weight.grad.view(-1, rpe.num_buckets, rpe.proj.in_features).abs().sum((0, 2))
+            assert int((grad == 0).sum()) == never_read
+    assert "kprpe_compact_buckets=True" in repr(compact) and "compact_buckets=True" in repr(compact.transformer)
+    with pytest.raises(ValueError, match="kprpe_compact_buckets must be true or false"):
+        small_net("kprpe", kprpe_compact_buckets="false")
