@@ -1,4 +1,5 @@
-"""Face data formats: identity folders, insightface RecordIO, verification ``.bin`` pairs, probe/gallery sets.
+"""Face data formats: identity folders, insightface RecordIO, verification ``.bin`` pairs, probe/gallery sets,
+IJB-B/C templates.
 
 Every dataset yields ``(image, landmarks, label)``: ``(3, H, W)`` uint8 RGB, ``(5, 3)`` float32 pixel ``x, y`` +
 confidence (NaN / 0 where missing), and an integer label.
@@ -7,6 +8,7 @@ confidence (NaN / 0 where missing), and an integer label.
 from face.data.crop import box_crop_matrix, warp_faces
 from face.data.folder import IMAGE_EXTENSIONS, FaceFolder
 from face.data.identification import DISTRACTOR_LABEL, FaceList, IdentificationSet, read_identification_folder
+from face.data.ijb import IJB_NAMES, IJBPairs, IJBSet, iter_pair_chunks, read_ijb, read_ijb_pairs
 from face.data.images import decode_image, encode_image, load_image, missing_landmarks
 from face.data.recordio import (
     IRHeader,
@@ -24,6 +26,9 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "FaceFolder",
     "FaceList",
+    "IJBPairs",
+    "IJBSet",
+    "IJB_NAMES",
     "IRHeader",
     "IdentificationSet",
     "RecordFaceDataset",
@@ -33,10 +38,13 @@ __all__ = [
     "box_crop_matrix",
     "decode_image",
     "encode_image",
+    "iter_pair_chunks",
     "load_image",
     "missing_landmarks",
     "pack_record",
     "read_identification_folder",
+    "read_ijb",
+    "read_ijb_pairs",
     "read_verification_bin",
     "sidecar_path",
     "unpack_record",

@@ -1,5 +1,5 @@
-"""Face evaluation: embeddings with flip TTA, LFW-protocol verification, TAR@FAR, rank-k identification,
-and the paper's Fig. 5 path from the detection crop to the aligned crop."""
+"""Face evaluation: embeddings with flip TTA, LFW-protocol verification, TAR@FAR, IJB-B/C template
+verification, rank-k identification, and the paper's Fig. 5 path from the detection crop to the aligned crop."""
 
 from face.eval.embedding import embed, normalise_images
 from face.eval.evaluate import (
@@ -10,6 +10,7 @@ from face.eval.evaluate import (
     write_results,
 )
 from face.eval.identification import identification_metrics
+from face.eval.ijb import IJB_FARS, SCORINGS, evaluate_ijb, ijb_features, ijb_metrics, pair_scores, template_features
 from face.eval.path import alignment_matrix, interpolate_affine, path_crops
 from face.eval.verification import (
     THRESHOLDS,
@@ -21,21 +22,28 @@ from face.eval.verification import (
 )
 
 __all__ = [
+    "IJB_FARS",
+    "SCORINGS",
     "THRESHOLDS",
     "alignment_matrix",
     "embed",
     "evaluate_identification",
+    "evaluate_ijb",
     "evaluate_path",
     "evaluate_verification",
     "format_table",
     "identification_metrics",
+    "ijb_features",
+    "ijb_metrics",
     "interpolate_affine",
     "kfold_accuracy",
     "normalise_images",
     "pair_distances",
+    "pair_scores",
     "path_crops",
     "roc_curve",
     "tar_at_far",
+    "template_features",
     "verification_metrics",
     "write_results",
 ]

@@ -42,6 +42,7 @@ def embed(
     batch_size: int = 64,
     device: torch.device | str | None = None,
     progress: bool = False,
+    normalize: bool = True,
 ) -> torch.Tensor:
     """L2-normalised embeddings of ``images`` (in eval mode; the model's mode is restored afterwards).
 
@@ -58,9 +59,11 @@ def embed(
         batch_size: faces per forward pass (a flipped batch is a second pass).
         device: where to run; the model's device by default.
         progress: show a tqdm bar.
+        normalize: ``False`` returns the (flip-summed) embeddings unnormalised, their norm kept as a
+            quality signal (IJB template pooling, :mod:`face.eval.ijb`).
 
     Returns:
-        ``(N, D)`` float32 on the CPU, unit L2 norm.
+        ``(N, D)`` float32 on the CPU, unit L2 norm unless ``normalize=False``.
     """
     count = len(images)
     if landmarks is not None and len(landmarks) != count:
@@ -85,4 +88,5 @@ def embed(
         model.train(was_training)
     if not out:
         raise ValueError("no images to embed")
-    return F.normalize(torch.cat(out), dim=1)
+    features = torch.cat(out)
+    return F.normalize(features, dim=1) if normalize else features

@@ -108,7 +108,7 @@ def evaluate_path(
 
 
 def format_table(results: dict) -> str:
-    """A plain-text table of ``{"verification": {name: metrics}, "identification": ..., "path": ...}``."""
+    """A plain-text table of ``{"verification": {name: metrics}, "ijb": ..., "identification": ..., "path": ...}``."""
     lines = []
     verification = results.get("verification", {})
     if verification:
@@ -121,6 +121,14 @@ def format_table(results: dict) -> str:
             lines.append(f"{name:<24} {m['pairs']:>6} {accuracy:>16} {tars}")
         if any(not v["resolved"] for m in verification.values() for v in m["tar_at_far"].values()):
             lines.append("* target FAR below 1 / negatives: read at the nearest FAR the set has")
+    for name, m in results.get("ijb", {}).items():
+        fars = next(iter(m["tar_at_far"].values())).keys()
+        header = f"{name + ' scoring':<24} " + " ".join(f"{'TAR@' + f:>11}" for f in fars)
+        lines += [header, "-" * len(header)]
+        for scoring, tars in m["tar_at_far"].items():
+            cells = " ".join(f"{100 * v['tar']:>10.2f}{'' if v['resolved'] else '*'}" for v in tars.values())
+            lines.append(f"{scoring:<24} {cells}")
+        lines.append(f"({m['images']} images, {m['templates']} templates, {m['positives']} + {m['negatives']} pairs)")
     for name, m in results.get("identification", {}).items():
         ranks = "  ".join(f"{key} {100 * value:.2f}" for key, value in m.items() if key.startswith("rank"))
         lines.append(f"{name}: {ranks}  ({m['probes']} probes, {m['gallery']} gallery)")
