@@ -59,6 +59,7 @@ import torch
 
 from kprpe.core import num_buckets
 from kprpe.io import atomic_path, atomic_write_text
+from kprpe.skip_init import no_weight_init
 
 from .vit import PRESETS, FaceViT, build_model
 
@@ -424,7 +425,8 @@ def load_pretrained(path: str | os.PathLike[str], backend: str = "auto", num_hea
     args = infer_config(state_dict, their_config, source, num_heads)
     if (their_config or {}).get("color_space", "RGB").upper() == "BGR":
         state_dict["patch_embed.weight"] = state_dict["patch_embed.weight"].flip(1)  # the model now takes RGB
-    model = FaceViT(**args, backend=backend)
+    with no_weight_init():  # every parameter is loaded strictly right below
+        model = FaceViT(**args, backend=backend)
     _load_strict(model, state_dict, source)
     return model.eval()
 
@@ -439,7 +441,8 @@ def _load_ours(weights: Path, config_path: Path, backend: str) -> FaceViT:
         raise ValueError(f"{config_path}: no 'model' mapping")  # noqa: TRY004 - a bad file, not a bad argument
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} is missing beside {config_path}")
-    model = build_model({**meta["model"], "backend": backend})
+    with no_weight_init():
+        model = build_model({**meta["model"], "backend": backend})
     _load_strict(model, load_file(str(weights)), str(weights))
     return model.eval()
 
