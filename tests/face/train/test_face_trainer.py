@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,8 @@ def test_ddp_path_on_a_gloo_group_matches_the_plain_run(face_folder, tmp_path):
     torch.manual_seed(5)
     plain = Trainer(_config(face_folder, tmp_path / "a", iterations=3), backbone=TinyBackbone(), progress=False)
     plain.train()
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    rendezvous = f"file://{tmp_path / 'rendezvous'}"
+    dist.init_process_group("gloo", init_method=rendezvous, rank=0, world_size=1, timeout=timedelta(seconds=60))
     try:
         torch.manual_seed(5)
         ddp = Trainer(_config(face_folder, tmp_path / "b", iterations=3), backbone=TinyBackbone(), progress=False)
