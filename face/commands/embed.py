@@ -143,7 +143,11 @@ def embed_photos(
         raise ValueError(f"--face must be one of {FACE_CHOICES}, got {face!r}")
     if boxes is not None and landmarks is None:
         raise ValueError("--boxes needs --landmarks (the CSV front-end)")
-    detector = CsvLandmarks(landmarks, boxes) if landmarks is not None else MTCNNDetector(min_face_size, device=device)
+    detector = (
+        CsvLandmarks(landmarks, boxes)
+        if landmarks is not None
+        else MTCNNDetector(min_face_size, device=device, batch_size=batch_size)
+    )
     photos = list_photos(images)
     listed = set(photos)
     keys = photos + ([k for k in detector.names() if k not in listed] if isinstance(detector, CsvLandmarks) else [])
@@ -167,17 +171,9 @@ def embed_photos(
             rows.status[i] = "ok"
         batch.clear()
 
-    for i, key in enumerate(tqdm(keys, desc="embed", unit="photo", disable=not progress)):
-        path = images / key
-        if Path(key).is_absolute() or ".." in Path(key).parts:
-            rows.status[i] = "not inside --images (the landmark CSV must list relative paths)"
-            continue
-        if not path.is_file():
-            rows.status[i] = "photo not found (listed in the landmark CSV)"
-            continue
+    def embed_found(i: int, photo: torch.Tensor, found: Detections) -> None:
+        """Choose a face of photo ``i``, prepare its model input and queue it (or record why not)."""
         try:
-            photo = read_photo(path)
-            found = detector.detect([photo], [key])[0]
             rows.faces[i] = len(found)
             if len(found) == 0:
                 raise ValueError(
@@ -189,7 +185,7 @@ def embed_photos(
             prepared = prepare_face(photo, chosen, align, size)
         except ValueError as e:
             rows.status[i] = str(e)
-            continue
+            return
         rows.landmarks[i], rows.matrices[i], rows.dropped[i] = (
             prepared.keypoints.numpy(),
             prepared.matrix.numpy(),
@@ -198,6 +194,32 @@ def embed_photos(
         batch.append((i, prepared.image, prepared.keypoints))
         if len(batch) == batch_size:
             flush()
+
+    # photos are read and detected batch_size at a time: the detector batches photos of one size
+    pending: list[tuple[int, str, torch.Tensor]] = []
+
+    def detect_pending() -> None:
+        found_all = detector.detect([photo for _, _, photo in pending], [key for _, key, _ in pending])
+        for (i, _, photo), found in zip(pending, found_all):
+            embed_found(i, photo, found)
+        pending.clear()
+
+    for i, key in enumerate(tqdm(keys, desc="embed", unit="photo", disable=not progress)):
+        path = images / key
+        if Path(key).is_absolute() or ".." in Path(key).parts:
+            rows.status[i] = "not inside --images (the landmark CSV must list relative paths)"
+            continue
+        if not path.is_file():
+            rows.status[i] = "photo not found (listed in the landmark CSV)"
+            continue
+        try:
+            pending.append((i, key, read_photo(path)))
+        except ValueError as e:
+            rows.status[i] = str(e)
+            continue
+        if len(pending) == batch_size:
+            detect_pending()
+    detect_pending()
     flush()
 
     skipped = [f"{key}: {status}" for key, status in zip(keys, rows.status) if status != "ok"]

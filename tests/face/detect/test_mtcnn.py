@@ -120,3 +120,24 @@ def test_stand_in_provides_only_what_facenet_pytorch_imports():
     with mtcnn_module._torchvision_replaced():
         assert sys.modules["torchvision"] is not saved
     assert sys.modules.get("torchvision") is saved
+
+
+@needs_facenet
+def test_batched_detection_equals_photo_by_photo(detector):
+    """Photos of one size share passes of the cascade (two batches of 3 and 1 here, plus a photo of another
+    size and one too small to search); every photo's faces are those it gets alone."""
+    face = _sample_photo("Tom_Hanks_54745.png")
+    photos = [torch.nn.functional.pad(face, (56 + dx, 56 - dx, 56 + dy, 56 - dy)) for dx, dy in
+              ((0, 0), (20, -10), (-25, 15), (30, 30))]  # fmt: skip
+    photos.insert(2, _sample_photo("t1.jpg")[:, ::2, ::2].contiguous())  # another size
+    photos.append(torch.zeros(3, 10, 10, dtype=torch.uint8))  # smaller than min_face_size
+    batched = MTCNNDetector(batch_size=3).detect(photos)
+    alone = [detector.detect([photo])[0] for photo in photos]
+    assert [len(found) for found in batched] == [len(found) for found in alone]
+    assert len(batched[0]) == 1 and len(batched[-1]) == 0
+    for got, want in zip(batched, alone):
+        torch.testing.assert_close(got.boxes, want.boxes, rtol=0, atol=1e-3)
+        torch.testing.assert_close(got.landmarks, want.landmarks, rtol=0, atol=1e-3)
+        torch.testing.assert_close(got.scores, want.scores, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="batch_size must be a positive int"):
+        MTCNNDetector(batch_size=0)
