@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 
 from kprpe.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
 from kprpe.config import check_keys
+from kprpe.scalars import ScalarLog
 from kprpe_gait.inputs import network_inputs
 from kprpe_gait.nets import SwinGait2D
 from kprpe_gait.transforms import JointAugment
@@ -180,8 +181,7 @@ class Trainer:
         self.augment = JointAugment(**config.augment) if config.augment else None
         self.sampler = TripletSampler(self.dataset.indices_by_label, config.batch_size, self.rng)
         self.iteration = 0
-        self.history: list[dict[str, float]] = []
-        self._writer = None
+        self.scalars = ScalarLog(self.log_dir)
         if resume and (path := latest_checkpoint(self.checkpoint_dir)) is not None:
             self.load_state_dict(load_checkpoint(path))
 
@@ -189,6 +189,16 @@ class Trainer:
     @property
     def checkpoint_dir(self) -> Path:
         return self.out_dir / "checkpoints"
+
+    @property
+    def log_dir(self) -> Path:
+        """The TensorBoard folder: ``config.log_dir``, or ``out_dir/tb``."""
+        return Path(self.config.log_dir or self.out_dir / "tb")
+
+    @property
+    def history(self) -> list[dict[str, float]]:
+        """The logged scalars, a row per logged step (``step`` and the values); saved in checkpoints."""
+        return self.scalars.history
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -227,7 +237,9 @@ class Trainer:
         self.iteration = int(state["iteration"])
         self.rng.bit_generator.state = state["rng"]["numpy"]
         torch.set_rng_state(state["rng"]["torch"])
-        self.history = list(state.get("history", []))
+        # TensorBoard events after the checkpoint's step are purged; the history continues the saved one
+        self.scalars.close()
+        self.scalars = ScalarLog(self.log_dir, self.iteration, state.get("history", []))
 
     def save(self) -> Path:
         return save_checkpoint(self.checkpoint_dir / checkpoint_name(self.iteration), self.state_dict())
@@ -266,22 +278,6 @@ class Trainer:
         self.iteration += 1
         return {"loss": loss.item(), **info_t, **info_s, "lr": self.optimizer.param_groups[0]["lr"]}
 
-    def _open_writer(self):
-        if self._writer is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            log_dir = self.config.log_dir or self.out_dir / "tb"
-            self._writer = SummaryWriter(
-                str(log_dir), purge_step=self.iteration + 1 if self.iteration else None
-            )  # drop steps logged after the checkpoint
-        return self._writer
-
-    def _log(self, scalars: dict[str, float]) -> None:
-        writer = self._open_writer()
-        for key, value in scalars.items():
-            writer.add_scalar(key if "/" in key else f"train/{key}", value, self.iteration)
-        self.history.append({"iteration": self.iteration, **scalars})
-
     def train(self) -> SwinGait2D:
         """Train until ``config.iterations``; returns the network (in eval mode)."""
         cfg = self.config
@@ -296,25 +292,21 @@ class Trainer:
                 scalars["time/iteration_s"] = seconds
                 scalars["time/frames_per_s"] = frames / seconds
                 if self.iteration % cfg.log_every == 0 or self.iteration == cfg.iterations:
-                    self._log(scalars)
+                    self.scalars.log(scalars, self.iteration)
                 if self.iteration % cfg.save_every == 0 or self.iteration == cfg.iterations:
                     self.save()
                 bar.update(1)
                 bar.set_postfix(loss=f"{scalars['loss']:.3f}", acc=f"{scalars['softmax/accuracy']:.2f}")
         finally:
             bar.close()
-            if self._writer is not None:
-                self._writer.flush()
+            self.scalars.flush()
         return self.net.eval()
 
     def log_scalars(self, scalars: dict[str, float], step: int | None = None) -> None:
-        """Write extra scalars (e.g. test metrics) to this run's TensorBoard log."""
-        writer = self._open_writer()
-        for key, value in scalars.items():
-            writer.add_scalar(key, value, self.iteration if step is None else step)
-        writer.flush()
+        """Write extra scalars (e.g. test metrics, keys with a ``/``) to this run's TensorBoard log, not to
+        :attr:`history`."""
+        self.scalars.log(scalars, self.iteration if step is None else step, keep=False)
+        self.scalars.flush()
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self.scalars.close()

@@ -31,7 +31,7 @@ def test_training_runs_logs_and_checkpoints(pickle_root, tmp_path):
     net = trainer.train()
     trainer.close()
     assert trainer.iteration == 4 and not net.training
-    assert [h["iteration"] for h in trainer.history] == [1, 2, 3, 4]
+    assert [h["step"] for h in trainer.history] == [1, 2, 3, 4]
     assert all(np.isfinite(h["loss"]) for h in trainer.history)
     lrs = [h["lr"] for h in trainer.history]
     assert lrs[2] == pytest.approx(1e-3)  # SGDR restarted after a cycle of 3 iterations
