@@ -14,7 +14,20 @@ from torch import nn
 from .attention import kprpe_attention
 from .baselines import ContextualRPE, RelPosBias
 
-__all__ = ["Attention", "Mlp", "DropPath", "Block"]
+__all__ = ["Attention", "Mlp", "DropPath", "Block", "init_linear_and_norm"]
+
+
+def init_linear_and_norm(module: nn.Module) -> None:
+    """timm's ViT init of one module: ``nn.Linear`` weights trunc-normal(0.02) and biases 0, ``nn.LayerNorm``
+    1 and 0; other modules are left alone. Call it on ``model.modules()`` in order (the random draws follow
+    that order)."""
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
 
 
 class DropPath(nn.Module):

@@ -21,7 +21,7 @@ from torch import nn
 from .baselines import ContextualRPE, RelPosBias
 from .decay import position_parameter_names
 from .keypoint_rpe import KeypointRPE
-from .layers import Block
+from .layers import Block, init_linear_and_norm
 
 __all__ = ["MLP_ACTS", "POS_EMBEDS", "RPE_MODES", "VisionTransformer"]
 
@@ -162,13 +162,7 @@ class VisionTransformer(nn.Module):
     def reset_parameters(self) -> None:
         """timm's ViT init (trunc-normal 0.02 linears and embeddings); bias tables and W_L stay zero."""
         for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+            init_linear_and_norm(m)
         for p in (self.pos_embed, self.cls_token):
             if p is not None:
                 nn.init.trunc_normal_(p, std=0.02)

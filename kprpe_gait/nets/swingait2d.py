@@ -56,6 +56,7 @@ from torch import nn
 
 from kprpe.core import VARIANTS, KeypointRPE, RelPosBias, SwinBlock
 from kprpe.core.decay import POSITION_MODULES
+from kprpe.core.layers import init_linear_and_norm
 from kprpe.core.windows import TABLE_GRIDS, as_pair, compact_window_buckets, window_keypoints
 
 from .modules import (
@@ -392,14 +393,8 @@ class SwinGait2D(nn.Module):
         BatchNorm: weight N(1, 0.02), bias 0, fresh running statistics; part matrices: xavier-uniform.
         """
         for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Conv2d):
+            init_linear_and_norm(m)
+            if isinstance(m, nn.Conv2d):
                 nn.init.xavier_uniform_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
