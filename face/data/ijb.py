@@ -151,9 +151,11 @@ def read_ijb(root: str | os.PathLike[str], name: str | None = None) -> IJBSet:
     tid_file = _meta_path(root, prefix, "face_tid_mid")
     tid_rows = _read_rows(tid_file, 3)
     ids = _numbers(tid_file, tid_rows, slice(1, 3), np.int64)
-    by_name = {row[0]: k for k, row in enumerate(tid_rows)}
-    if len(by_name) != len(tid_rows):
-        raise ValueError(f"{tid_file}: an image is listed twice")
+    by_name: dict[str, int] = {}
+    for k, row in enumerate(tid_rows):
+        if row[0] in by_name:
+            raise ValueError(f"{tid_file}: {row[0]} listed twice (rows {by_name[row[0]] + 1} and {k + 1})")
+        by_name[row[0]] = k
     missing = [image for image in images if image not in by_name]
     if missing:
         raise ValueError(f"{tid_file}: no template for {len(missing)} image(s) of {landmark_file.name}: {missing[:5]}")

@@ -56,6 +56,7 @@ def test_pair_lists_read_in_chunks_equal_one_read(tmp_path):
         ("name_5pts_score", ("1.jpg" + " 1" * 11 + "\n") * 2, "1.jpg listed twice"),
         ("face_tid_mid", "1.jpg 7\n", r"ijbc_face_tid_mid.txt:1: expected 3 fields"),
         ("face_tid_mid", "1.jpg 7 100\n", r"no template for 4 image\(s\)"),
+        ("face_tid_mid", "1.jpg 7 100\n1.jpg 7 101\n", r"1.jpg listed twice \(rows 1 and 2\)"),
         ("face_tid_mid", "".join(f"{i}.jpg 1 1\n" for i in range(1, 7)), r"no landmarks for 1 image\(s\).*6.jpg"),
     ],
 )
