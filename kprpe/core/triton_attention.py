@@ -82,6 +82,8 @@ class BlockSizes:
         )
 
 
+# the kernels' arguments stay grouped per tensor (pointers, then each tensor's strides): not reformatted
+# fmt: off
 @triton.jit
 def _mm(a, b, FP32: tl.constexpr):
     """``a @ b`` accumulated in float32; float32 inputs use 3xTF32 (about float32 accuracy on tensor cores)."""
@@ -126,26 +128,8 @@ def _store_rows(base, values, row_offsets, row_valid, cols, stride_col, n_cols):
 
 @triton.jit
 def _scores(
-    q,
-    k,
-    BKT,
-    table_rows,
-    mask_base,
-    loc_m,
-    tok_m,
-    valid_m,
-    loc_n,
-    tok_n,
-    valid_n,
-    Nk,
-    qk_scale,
-    stk,
-    smb,
-    smn,
-    smk,
-    G: tl.constexpr,
-    HAS_MASK: tl.constexpr,
-    FP32: tl.constexpr,
+    q, k, BKT, table_rows, mask_base, loc_m, tok_m, valid_m, loc_n, tok_n, valid_n, Nk, qk_scale, stk,
+    smb, smn, smk, G: tl.constexpr, HAS_MASK: tl.constexpr, FP32: tl.constexpr,
 ):
     """Logits of one (query block, key block) tile in log2 units, ``(BLOCK_M, BLOCK_N)`` float32, and the
     tile's buckets (``-1`` where the pair does not attend).
@@ -171,52 +155,13 @@ def _scores(
 
 @triton.jit
 def _fwd(
-    Q,
-    K,
-    V,
-    T,
-    BKT,
-    MASK,
-    O,
-    LSE,
-    sqb,
-    sqh,
-    sqn,
-    sqd,
-    skb,
-    skh,
-    skn,
-    skd,
-    svb,
-    svh,
-    svn,
-    svd,
-    stb,
-    sth,
-    stn,
-    stk,
-    smb,
-    smh,
-    smn,
-    smk,
-    sob,
-    soh,
-    son,
-    sod,
-    B,
-    H,
-    D,
-    DV,
-    qk_scale,
-    Nq: tl.constexpr,
-    Nk: tl.constexpr,
-    G: tl.constexpr,
-    BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    D_PAD: tl.constexpr,
-    DV_PAD: tl.constexpr,
-    HAS_MASK: tl.constexpr,
-    FP32: tl.constexpr,
+    Q, K, V, T, BKT, MASK, O, LSE,
+    sqb, sqh, sqn, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
+    stb, sth, stn, stk, smb, smh, smn, smk, sob, soh, son, sod,
+    B, H, D, DV, qk_scale,
+    Nq: tl.constexpr, Nk: tl.constexpr, G: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D_PAD: tl.constexpr, DV_PAD: tl.constexpr,
+    HAS_MASK: tl.constexpr, FP32: tl.constexpr,
 ):
     """Output and per-row log2-sum-exp (for the backward) of one block of (packed) query rows."""
     b0 = tl.program_id(0) // H * G  # first sequence of this program's group
@@ -233,26 +178,8 @@ def _fwd(
         loc_n, tok_n, valid_n = _rows(start_n, BLOCK_N, Nk, G, b0, B)
         k = _load_rows(K + b0 * skb + h * skh, loc_n * skb + tok_n * skn, valid_n, offs_d, skd, D)
         s, _ = _scores(
-            q,
-            k,
-            BKT,
-            table_rows,
-            MASK + b0 * smb + h * smh,
-            loc_m,
-            tok_m,
-            valid_m,
-            loc_n,
-            tok_n,
-            valid_n,
-            Nk,
-            qk_scale,
-            stk,
-            smb,
-            smn,
-            smk,
-            G,
-            HAS_MASK,
-            FP32,
+            q, k, BKT, table_rows, MASK + b0 * smb + h * smh, loc_m, tok_m, valid_m, loc_n, tok_n, valid_n, Nk,
+            qk_scale, stk, smb, smn, smk, G, HAS_MASK, FP32,
         )
         m_new = tl.maximum(m_i, tl.max(s, 1))
         m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)  # rows masked out so far stay at zero weight
@@ -269,56 +196,13 @@ def _fwd(
 
 @triton.jit
 def _bwd_kv(
-    Q,
-    K,
-    V,
-    T,
-    BKT,
-    MASK,
-    DO,
-    LSE,
-    DELTA,
-    DK,
-    DV_,
-    sqb,
-    sqh,
-    sqn,
-    sqd,
-    skb,
-    skh,
-    skn,
-    skd,
-    svb,
-    svh,
-    svn,
-    svd,
-    stb,
-    sth,
-    stn,
-    stk,
-    smb,
-    smh,
-    smn,
-    smk,
-    sob,
-    soh,
-    son,
-    sod,
-    B,
-    H,
-    D,
-    DV,
-    qk_scale,
-    scale,
-    Nq: tl.constexpr,
-    Nk: tl.constexpr,
-    G: tl.constexpr,
-    BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    D_PAD: tl.constexpr,
-    DV_PAD: tl.constexpr,
-    HAS_MASK: tl.constexpr,
-    FP32: tl.constexpr,
+    Q, K, V, T, BKT, MASK, DO, LSE, DELTA, DK, DV_,
+    sqb, sqh, sqn, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
+    stb, sth, stn, stk, smb, smh, smn, smk, sob, soh, son, sod,
+    B, H, D, DV, qk_scale, scale,
+    Nq: tl.constexpr, Nk: tl.constexpr, G: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D_PAD: tl.constexpr, DV_PAD: tl.constexpr,
+    HAS_MASK: tl.constexpr, FP32: tl.constexpr,
 ):
     """dK and dV of one block of (packed) key rows; ``DO`` has the strides ``so*``, ``DK``/``DV_`` are
     contiguous ``(B, H, Nk, D|DV)``."""
@@ -340,26 +224,8 @@ def _bwd_kv(
         delta = tl.load(DELTA + stats, mask=valid_m, other=0.0)
         table_rows = T + b0 * stb + h * sth + loc_m * stb + tok_m * stn
         s, _ = _scores(
-            q,
-            k,
-            BKT,
-            table_rows,
-            MASK + b0 * smb + h * smh,
-            loc_m,
-            tok_m,
-            valid_m,
-            loc_n,
-            tok_n,
-            valid_n,
-            Nk,
-            qk_scale,
-            stk,
-            smb,
-            smn,
-            smk,
-            G,
-            HAS_MASK,
-            FP32,
+            q, k, BKT, table_rows, MASK + b0 * smb + h * smh, loc_m, tok_m, valid_m, loc_n, tok_n, valid_n, Nk,
+            qk_scale, stk, smb, smn, smk, G, HAS_MASK, FP32,
         )
         p = tl.exp2(s - lse[:, None])  # (BLOCK_M, BLOCK_N); 0 where the pair does not attend (s = -inf)
         dv += _mm(tl.trans(p.to(do.dtype)), do, FP32)
@@ -371,68 +237,14 @@ def _bwd_kv(
 
 @triton.jit
 def _bwd_q_table(
-    Q,
-    K,
-    V,
-    T,
-    BKT,
-    MASK,
-    DO,
-    LSE,
-    DELTA,
-    DQ,
-    DT,
-    sqb,
-    sqh,
-    sqn,
-    sqd,
-    skb,
-    skh,
-    skn,
-    skd,
-    svb,
-    svh,
-    svn,
-    svd,
-    stb,
-    sth,
-    stn,
-    stk,
-    smb,
-    smh,
-    smn,
-    smk,
-    sob,
-    soh,
-    son,
-    sod,
-    sgb,
-    sgh,
-    sgn,
-    sgk,
-    B,
-    H,
-    D,
-    DV,
-    qk_scale,
-    scale,
-    Nq: tl.constexpr,
-    Nk: tl.constexpr,
-    G: tl.constexpr,
-    BLOCK_M: tl.constexpr,
-    BLOCK_N: tl.constexpr,
-    D_PAD: tl.constexpr,
-    DV_PAD: tl.constexpr,
-    NB: tl.constexpr,
-    NB_PAD: tl.constexpr,
-    HAS_MASK: tl.constexpr,
-    TABLE_GRAD: tl.constexpr,
-    FP32: tl.constexpr,
-    SEP_S: tl.constexpr,
-    S_PAD: tl.constexpr,
-    KW: tl.constexpr,
-    KH: tl.constexpr,
-    KH_PAD: tl.constexpr,
+    Q, K, V, T, BKT, MASK, DO, LSE, DELTA, DQ, DT,
+    sqb, sqh, sqn, sqd, skb, skh, skn, skd, svb, svh, svn, svd,
+    stb, sth, stn, stk, smb, smh, smn, smk, sob, soh, son, sod, sgb, sgh, sgn, sgk,
+    B, H, D, DV, qk_scale, scale,
+    Nq: tl.constexpr, Nk: tl.constexpr, G: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, D_PAD: tl.constexpr, DV_PAD: tl.constexpr,
+    NB: tl.constexpr, NB_PAD: tl.constexpr, HAS_MASK: tl.constexpr, TABLE_GRAD: tl.constexpr, FP32: tl.constexpr,
+    SEP_S: tl.constexpr, S_PAD: tl.constexpr, KW: tl.constexpr, KH: tl.constexpr, KH_PAD: tl.constexpr,
 ):
     """dQ and the table gradient of one block of (packed) query rows (``DQ`` contiguous; ``DT`` a
     ``(B, H, Nq, NB)`` tensor with strides ``sg*``: the table's own layout, or dense float32 to be
@@ -466,26 +278,8 @@ def _bwd_q_table(
         k = _load_rows(K + b0 * skb + h * skh, loc_n * skb + tok_n * skn, valid_n, offs_d, skd, D)
         v = _load_rows(V + b0 * svb + h * svh, loc_n * svb + tok_n * svn, valid_n, offs_dv, svd, DV)
         s, bucket = _scores(
-            q,
-            k,
-            BKT,
-            table_rows,
-            MASK + b0 * smb + h * smh,
-            loc_m,
-            tok_m,
-            valid_m,
-            loc_n,
-            tok_n,
-            valid_n,
-            Nk,
-            qk_scale,
-            stk,
-            smb,
-            smn,
-            smk,
-            G,
-            HAS_MASK,
-            FP32,
+            q, k, BKT, table_rows, MASK + b0 * smb + h * smh, loc_m, tok_m, valid_m, loc_n, tok_n, valid_n, Nk,
+            qk_scale, stk, smb, smn, smk, G, HAS_MASK, FP32,
         )
         p = tl.exp2(s - lse[:, None])  # 0 where the pair does not attend (s = -inf)
         ds = p * (_mm(do, tl.trans(v), FP32) - delta[:, None])  # gradient of the logits = of the bias
@@ -514,6 +308,9 @@ def _bwd_q_table(
                 _store_rows(grad_rows, za, loc_m * sgb + tok_m * sgn, valid_m, offs_s, sgk, SEP_S)
         else:
             _store_rows(DT + b0 * sgb + h * sgh, dt, loc_m * sgb + tok_m * sgn, valid_m, offs_k, sgk, NB)
+
+
+# fmt: on
 
 
 def _pad(n: int) -> int:
@@ -622,23 +419,9 @@ class _KPRPEAttention(torch.autograd.Function):
         lse = torch.empty(batch * heads, nq, device=q.device, dtype=torch.float32)
         grid = (triton.cdiv(batch, blocks.group) * heads, triton.cdiv(blocks.group * nq, blocks.block_m))
         _fwd[grid](
-            q,
-            k,
-            v,
-            table4,
-            buckets,
-            mask_arg,
-            out,
-            lse,
-            *strides,
-            *out.stride(),
-            batch,
-            heads,
-            dim,
-            dim_v,
-            scale * _LOG2E,
-            **meta,
-        )
+            q, k, v, table4, buckets, mask_arg, out, lse, *strides, *out.stride(),
+            batch, heads, dim, dim_v, scale * _LOG2E, **meta,
+        )  # fmt: skip
         ctx.save_for_backward(q, k, v, table, buckets, mask, out, lse)
         ctx.scale, ctx.blocks, ctx.separable = scale, blocks, separable
         return out
@@ -670,56 +453,16 @@ class _KPRPEAttention(torch.autograd.Function):
         common = (*strides, *grad_out.stride())
         programs = triton.cdiv(batch, blocks.group) * heads
         _bwd_kv[(programs, triton.cdiv(blocks.group * nk, blocks.block_n))](
-            q,
-            k,
-            v,
-            table4,
-            buckets,
-            mask_arg,
-            grad_out,
-            lse,
-            delta,
-            dk,
-            dv,
-            *common,
-            batch,
-            heads,
-            dim,
-            dim_v,
-            scale * _LOG2E,
-            scale,
-            **meta,
-        )
+            q, k, v, table4, buckets, mask_arg, grad_out, lse, delta, dk, dv,
+            *common, batch, heads, dim, dim_v, scale * _LOG2E, scale, **meta,
+        )  # fmt: skip
         _bwd_q_table[(programs, triton.cdiv(blocks.group * nq, blocks.block_m))](
-            q,
-            k,
-            v,
-            table4,
-            buckets,
-            mask_arg,
-            grad_out,
-            lse,
-            delta,
-            dq,
-            dt,
-            *common,
-            *(dt.stride() if table_grad else (0, 0, 0, 0)),
-            batch,
-            heads,
-            dim,
-            dim_v,
-            scale * _LOG2E,
-            scale,
-            NB=num_buckets,
-            NB_PAD=triton.next_power_of_2(num_buckets),
-            TABLE_GRAD=table_grad,
-            SEP_S=sep.radix,
-            S_PAD=_pad_small(sep.radix),
-            KW=sep.key_width,
-            KH=sep.key_rows,
-            KH_PAD=_pad(sep.key_rows),
-            **meta,
-        )
+            q, k, v, table4, buckets, mask_arg, grad_out, lse, delta, dq, dt,
+            *common, *(dt.stride() if table_grad else (0, 0, 0, 0)), batch, heads, dim, dim_v, scale * _LOG2E, scale,
+            NB=num_buckets, NB_PAD=triton.next_power_of_2(num_buckets), TABLE_GRAD=table_grad,
+            SEP_S=sep.radix, S_PAD=_pad_small(sep.radix), KW=sep.key_width, KH=sep.key_rows,
+            KH_PAD=_pad(sep.key_rows), **meta,
+        )  # fmt: skip
         grad_table = None
         if table_grad and in_place_layout:
             grad_table = dt
