@@ -107,28 +107,38 @@ def evaluate_path(
     return out
 
 
+def _tar_header(tar_at_far: dict) -> str:
+    return " ".join(f"{'TAR@' + far:>11}" for far in tar_at_far)
+
+
+def _tar_cells(tar_at_far: dict) -> str:
+    """TAR in % per target FAR; ``*`` marks a FAR below ``1 / negatives`` (read at the nearest one)."""
+    return " ".join(f"{100 * v['tar']:>10.2f}{'' if v['resolved'] else '*'}" for v in tar_at_far.values())
+
+
 def format_table(results: dict) -> str:
     """A plain-text table of ``{"verification": {name: metrics}, "ijb": ..., "identification": ..., "path": ...}``."""
     lines = []
+    tar_sets = []  # every printed TAR@FAR row, for the footnote
     verification = results.get("verification", {})
     if verification:
-        fars = next(iter(verification.values()))["tar_at_far"].keys()
-        header = f"{'set':<24} {'pairs':>6} {'accuracy':>16} " + " ".join(f"{'TAR@' + f:>11}" for f in fars)
+        header = f"{'set':<24} {'pairs':>6} {'accuracy':>16} " + _tar_header(
+            next(iter(verification.values()))["tar_at_far"]
+        )
         lines += [header, "-" * len(header)]
         for name, m in verification.items():
             accuracy = f"{100 * m['accuracy']:.2f} +- {100 * m['accuracy_std']:.2f}"
-            tars = " ".join(f"{100 * v['tar']:>10.2f}{'' if v['resolved'] else '*'}" for v in m["tar_at_far"].values())
-            lines.append(f"{name:<24} {m['pairs']:>6} {accuracy:>16} {tars}")
-        if any(not v["resolved"] for m in verification.values() for v in m["tar_at_far"].values()):
-            lines.append("* target FAR below 1 / negatives: read at the nearest FAR the set has")
+            lines.append(f"{name:<24} {m['pairs']:>6} {accuracy:>16} {_tar_cells(m['tar_at_far'])}")
+            tar_sets.append(m["tar_at_far"])
     for name, m in results.get("ijb", {}).items():
-        fars = next(iter(m["tar_at_far"].values())).keys()
-        header = f"{name + ' scoring':<24} " + " ".join(f"{'TAR@' + f:>11}" for f in fars)
+        header = f"{name + ' scoring':<24} " + _tar_header(next(iter(m["tar_at_far"].values())))
         lines += [header, "-" * len(header)]
         for scoring, tars in m["tar_at_far"].items():
-            cells = " ".join(f"{100 * v['tar']:>10.2f}{'' if v['resolved'] else '*'}" for v in tars.values())
-            lines.append(f"{scoring:<24} {cells}")
+            lines.append(f"{scoring:<24} {_tar_cells(tars)}")
+            tar_sets.append(tars)
         lines.append(f"({m['images']} images, {m['templates']} templates, {m['positives']} + {m['negatives']} pairs)")
+    if any(not v["resolved"] for tars in tar_sets for v in tars.values()):
+        lines.append("* target FAR below 1 / negatives: read at the nearest FAR the set has")
     for name, m in results.get("identification", {}).items():
         ranks = "  ".join(f"{key} {100 * value:.2f}" for key, value in m.items() if key.startswith("rank"))
         lines.append(f"{name}: {ranks}  ({m['probes']} probes, {m['gallery']} gallery)")
