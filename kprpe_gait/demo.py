@@ -40,7 +40,8 @@ import torch
 
 from kprpe.io import atomic_open
 
-__all__ = ["DEMO_MODEL", "MODELS", "PRESETS", "DemoPreset", "format_table", "plot_results", "run_demo"]
+__all__ = ["ARMS", "DEMO_MODEL", "MODELS", "PRESETS", "SPLITS", "DemoPreset", "GaitArm", "format_reliance", "format_table",
+           "plot_results", "run_demo", "token_pixels"]
 
 #: narrow SwinGait-2D of the demo (full size: channels (64, 128), embed_dim 256, heads (16, 32), out 256)
 DEMO_MODEL: dict[str, Any] = {
@@ -51,10 +52,38 @@ DEMO_MODEL: dict[str, Any] = {
     "out_channels": 32,
     "drop_path_rate": 0.1,
 }
+
+
+@dataclass(frozen=True)
+class GaitArm:
+    """One model of the demo: a display name, ``rel_pos`` and :class:`kprpe_gait.train.TrainConfig` options."""
+
+    name: str
+    rel_pos: str
+    kprpe_lr_scale: float = 1.0
+    joints: str = "true"  # "constant": trained and tested with the training set's mean pose (the control)
+
+
+#: arm -> what differs; everything else is the preset's
+ARMS: dict[str, GaitArm] = {
+    "swin": GaitArm("SwinGait-2D", "swin"),
+    "kprpe": GaitArm("SwinGait-2D + KP-RPE", "kprpe"),
+    "kprpe_const": GaitArm("KP-RPE, mean pose (control)", "kprpe", joints="constant"),
+}
 #: short name -> (display name, rel_pos)
-MODELS: dict[str, tuple[str, str]] = {"swin": ("SwinGait-2D", "swin"), "kprpe": ("SwinGait-2D + KP-RPE", "kprpe")}
-SPLITS: dict[str, str] = {"aligned": "pkl", "misaligned": "pkl-misaligned"}
+MODELS: dict[str, tuple[str, str]] = {key: (arm.name, arm.rel_pos) for key, arm in ARMS.items()}
+#: test split -> (pickle folder, translation in tokens of the aligned sequences)
+SPLITS: dict[str, tuple[str, float]] = {
+    "aligned": ("pkl", 0.0),
+    "misaligned": ("pkl-misaligned", 0.0),
+    "shift1": ("pkl", 1.0),
+    "shift2": ("pkl", 2.0),
+}
+#: splits scored with the mean pose and shuffled joints too (the reliance probe)
+PROBE_SPLITS = ("misaligned", "shift2")
 METRICS = ("Rank-1", "Rank-5", "mAP", "mINP")
+#: the metrics of the printed table
+TABLE_METRICS = ("Rank-1", "mAP")
 _PREFIX = "scalar/test_accuracy/"
 
 
@@ -72,13 +101,17 @@ class DemoPreset:
     stem_lr_scale: float = 1.0  # from scratch (OpenGait's 0.1 assumes a stem and heads trained before)
     sgdr_cycle: int = 250  # one cosine cycle over the whole run
     cut: int = 10
+    # OpenGait's SwinGait recipe (perspective, flip, rotation at 0.2) plus scale and translation at 0.5, sized to
+    # SynthGait's documented misalignment (MisalignConfig: scale x[1/1.15, 1.15], shift +-4 px of 64): without
+    # them nothing in training moves the person in the frame (benchmarks/gait_demo/README.md, issue 20)
     augment: dict[str, Any] = field(
-        default_factory=lambda: {"perspective_prob": 0.2, "flip_prob": 0.2, "rotate_prob": 0.2}
+        default_factory=lambda: {"perspective_prob": 0.2, "flip_prob": 0.2, "rotate_prob": 0.2, "affine_prob": 0.5,
+                                 "scale_range": (0.87, 1.15), "max_translate": 0.0625}  # fmt: skip
     )
     eval_frames: int = 30
     log_every: int = 10
     kprpe_grid: str = "stage"  # the frame of KP-RPE's grid M: stage | window (kprpe.core.windows)
-    models: tuple[str, ...] = tuple(MODELS)  # which of MODELS to train
+    models: tuple[str, ...] = tuple(ARMS)  # which of ARMS to train
 
 
 PRESETS: dict[str, DemoPreset] = {
@@ -104,10 +137,15 @@ PRESETS: dict[str, DemoPreset] = {
 
 
 # ------------------------------------------------------------------------------------------- running
+def _run_name(preset: DemoPreset, model: str) -> str:
+    kprpe = ARMS[model].rel_pos == "kprpe"
+    return model if not kprpe or preset.kprpe_grid == "stage" else f"{model}-{preset.kprpe_grid}"
+
+
 def _train_config(preset: DemoPreset, model: str, data_dir: Path, out_dir: Path, seed: int, threads: int):
     from kprpe_gait.train import TrainConfig
 
-    run = model if model != "kprpe" or preset.kprpe_grid == "stage" else f"kprpe-{preset.kprpe_grid}"
+    arm, run = ARMS[model], _run_name(preset, model)
     return TrainConfig(
         dataset_root=str(data_dir / "pkl"),
         partition=str(data_dir / "partition.json"),
@@ -115,8 +153,8 @@ def _train_config(preset: DemoPreset, model: str, data_dir: Path, out_dir: Path,
         log_dir=str(out_dir / "tb" / run),
         model={
             **preset.model,
-            "rel_pos": MODELS[model][1],
-            **({"kprpe_grid": preset.kprpe_grid} if model == "kprpe" else {}),
+            "rel_pos": arm.rel_pos,
+            **({"kprpe_grid": preset.kprpe_grid} if arm.rel_pos == "kprpe" else {}),
         },
         iterations=preset.iterations,
         batch_size=preset.batch_size,
@@ -131,20 +169,27 @@ def _train_config(preset: DemoPreset, model: str, data_dir: Path, out_dir: Path,
         save_every=-(-preset.iterations // 3),  # three checkpoints, the last at the end
         seed=seed,
         threads=threads,
+        kprpe_lr_scale=arm.kprpe_lr_scale,
+        joints=arm.joints,
     )
 
 
-def _evaluate(net, data_dir: Path, split: str, preset: DemoPreset, progress: bool) -> dict[str, float]:
-    from kprpe_gait.eval import evaluate_gait3d
-    from kprpe_gait.train import extract_features
+def token_pixels(preset: DemoPreset, frame_width: int = 64) -> float:
+    """Width in stored pixels of one token of the demo network (the cut frame over the token grid's width)."""
+    grid = preset.model.get("token_grid", (15, 10))
+    return (frame_width - 2 * preset.cut) / int(grid[1])
 
-    partition = data_dir / "partition.json"
-    features = extract_features(
-        net, data_dir / SPLITS[split], partition=partition, max_frames=preset.eval_frames, batch_frames=720,
-        cut=preset.cut, progress=progress,
+
+def _evaluate(net, data_dir: Path, split: str, preset: DemoPreset, pose, seed: int, progress: bool) -> dict:
+    """One split through :func:`kprpe_gait.eval.joint_reliance` (own joints only unless a probe split)."""
+    from kprpe_gait.eval.reliance import JOINT_MODES, joint_reliance, translate_transform
+
+    folder, tokens = SPLITS[split]
+    transform = translate_transform(tokens * token_pixels(preset), seed) if tokens else None
+    return joint_reliance(
+        net, data_dir / folder, data_dir / "partition.json", pose, transform=transform, max_frames=preset.eval_frames,
+        cut=preset.cut, seed=seed, progress=progress, modes=JOINT_MODES if split in PROBE_SPLITS else ("own",),
     )  # fmt: skip
-    metrics = evaluate_gait3d(features, "SynthGait", partition=partition)
-    return {key.removeprefix(_PREFIX): float(value) for key, value in metrics.items()}
 
 
 def run_demo(
@@ -155,12 +200,12 @@ def run_demo(
     threads: int = 0,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Generate SynthGait, train and test both models with the compact trainer (module docstring).
+    """Generate SynthGait, train and test every arm with the compact trainer (module docstring).
 
     Args:
         out_dir: where data (unless ``data_dir``), checkpoints, logs and results go.
         preset: a :data:`PRESETS` name or a :class:`DemoPreset`.
-        seed: seeds SynthGait and both training runs (the same seed for both models).
+        seed: seeds SynthGait and every training run (the same seed for all arms: paired runs).
         data_dir: an existing SynthGait folder to use instead of generating one.
         threads: ``torch.set_num_threads`` (``0``: PyTorch's default).
         progress: tqdm bars.
@@ -169,7 +214,8 @@ def run_demo(
         the summary written to ``out_dir/results.json`` (see :func:`format_table` for its shape).
     """
     from kprpe_gait.data.synth import SynthConfig, generate
-    from kprpe_gait.train import Trainer
+    from kprpe_gait.eval.reliance import ConstantJoints
+    from kprpe_gait.train import Trainer, mean_pose, read_partition
 
     preset = PRESETS[preset] if isinstance(preset, str) else preset
     out_dir = Path(out_dir)
@@ -179,10 +225,12 @@ def run_demo(
         data_dir, SynthConfig.preset(preset.size, seed=seed), workers=min(4, os.cpu_count() or 1), progress=progress
     )
     timings: dict[str, float] = {"synthgait_s": time.perf_counter() - start}
+    pose = mean_pose(data_dir / "pkl", read_partition(data_dir / "partition.json")["TRAIN_SET"], cut=preset.cut)
 
     summary: dict[str, Any] = {
         "runner": "compact", "device": "cpu", "seed": seed, "data_dir": str(data_dir), "iters": preset.iterations,
-        "preset": _jsonable(asdict(preset)), "results": {}, "checkpoints": {}, "train": {}, "timings": timings,
+        "preset": _jsonable(asdict(preset)), "results": {}, "reliance": {}, "checkpoints": {}, "train": {},
+        "timings": timings, "token_pixels": token_pixels(preset),
     }  # fmt: skip
     for model in preset.models:
         trainer = Trainer(_train_config(preset, model, data_dir, out_dir, seed, threads), progress=progress)
@@ -200,10 +248,13 @@ def run_demo(
             "parameters": sum(p.numel() for p in net.parameters()),
         }
         summary["checkpoints"][model] = str(trainer.checkpoint_dir / f"iter-{trainer.iteration:05d}.pt")
+        tested = ConstantJoints(net, pose) if ARMS[model].joints == "constant" else net
         start = time.perf_counter()
         for split in SPLITS:
-            metrics = _evaluate(net, data_dir, split, preset, progress)
+            probe = _evaluate(tested, data_dir, split, preset, pose, seed, progress)
+            metrics = probe["metrics"]["own"]
             summary["results"].setdefault(model, {})[split] = metrics
+            summary["reliance"].setdefault(model, {})[split] = probe
             trainer.log_scalars({f"test/{split}/{k}": v for k, v in metrics.items()})
         timings[f"test_{model}_s"] = time.perf_counter() - start
         trainer.close()
@@ -221,19 +272,35 @@ def _jsonable(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------------------- reporting
-def format_table(summary: dict[str, Any]) -> str:
-    """Markdown table: one row per model, ``metric (aligned) / metric (misaligned)`` columns, in percent.
+def format_table(summary: dict[str, Any], metrics: tuple[str, ...] = TABLE_METRICS) -> str:
+    """Markdown table: one row per model, ``metric split`` columns in percent (``-`` where not measured).
 
     ``summary["results"]`` is ``{model: {split: {"Rank-1": ..., "Rank-5": ..., "mAP": ..., "mINP": ...}}}``
     (both runners produce it).
     """
     splits = [s for s in SPLITS if any(s in r for r in summary["results"].values())]
-    header = ["model"] + [f"{m} {s}" for s in splits for m in METRICS]
+    header = ["model"] + [f"{m} {s}" for s in splits for m in metrics]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for model, results in summary["results"].items():
         name = MODELS[model][0] if model in MODELS else model
-        cells = [f"{results[s][m]:.2f}" if s in results and m in results[s] else "-" for s in splits for m in METRICS]
+        cells = [f"{results[s][m]:.2f}" if s in results and m in results[s] else "-" for s in splits for m in metrics]
         lines.append("| " + " | ".join([name] + cells) + " |")
+    return "\n".join(lines)
+
+
+def format_reliance(summary: dict[str, Any]) -> str:
+    """Markdown: per model and probe split, mAP with own / mean-pose / shuffled joints, the embedding change
+    own -> mean pose, and the keypoint part of the attention bias against the logits' spread."""
+    header = "| model | split | mAP own | mAP mean pose | mAP shuffled | embedding change | keypoint bias / logit spread |"
+    lines = [header, "|---|---|---|---|---|---|---|"]
+    for model, splits in summary.get("reliance", {}).items():
+        name = MODELS[model][0] if model in MODELS else model
+        for split, probe in splits.items():
+            if "mean_pose" not in probe["metrics"]:
+                continue
+            maps = [f"{probe['metrics'][m]['mAP']:.2f}" for m in ("own", "mean_pose", "shuffled")]
+            lines.append(f"| {name} | {split} | " + " | ".join(maps) + f" | {probe['embedding_change']:.4f} | "
+                         f"{probe['keypoint_bias']:.3f} / {probe['logit_spread']:.2f} |")  # fmt: skip
     return "\n".join(lines)
 
 
@@ -246,7 +313,7 @@ def plot_results(summary: dict[str, Any], path: str | os.PathLike[str]) -> Path:
 
     path = Path(path)
     models = list(summary["results"])
-    splits = list(SPLITS)
+    splits = [s for s in SPLITS if any(s in r for r in summary["results"].values())]
     fig, axes = plt.subplots(1, len(METRICS), figsize=(3.2 * len(METRICS), 3.4), sharey=True)
     width = 0.8 / len(models)
     for ax, metric in zip(axes, METRICS):
@@ -329,6 +396,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         summary = run_demo(out_dir, preset, args.seed, args.data, args.threads, progress)
     print(format_table(summary))
+    if summary.get("reliance"):
+        print("\nKeypoint reliance (the control arm sees the mean pose whatever it is given):\n")
+        print(format_reliance(summary))
     print(f"\nresults: {out_dir / 'results.json'}, plot: {out_dir / 'results.png'}, TensorBoard: {out_dir / 'tb'}")
     return 0
 

@@ -1,4 +1,4 @@
-"""``kprpe-face demo``: SynthFace -> vit_tiny with rpe none / iRPE / KP-RPE -> aligned, unaligned and Fig. 5 path.
+"""``kprpe-face demo``: SynthFace -> vit_tiny per arm of :data:`face.demo.ARMS` -> misalignment sweeps + reliance.
 
 See :mod:`face.demo` for the steps. ``--quick`` runs the same pipeline on a tiny set and model in seconds.
 """
@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "SynthFace demo: train the small ViT with rpe none / irpe / kprpe on the CPU and compare them unaligned"
+HELP = ("SynthFace demo: the small ViT with no RPE, iRPE, KP-RPE (two parametrisations) and the constant-landmark "
+        "control, tested under controlled misalignments with the keypoint-reliance probe")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/face_demo", help="output folder (default runs/face_demo)")
     parser.add_argument("--quick", action="store_true", help="tiny data and model, a few steps (a smoke test)")
     parser.add_argument("--seed", type=int, default=0, help="seeds SynthFace and the training (default 0)")
-    parser.add_argument("--models", default="none,irpe,kprpe", help="comma-separated rpe kinds to train")
+    from face.demo import ARMS
+
+    parser.add_argument("--models", default=",".join(ARMS), help="comma-separated arms to train: " + ", ".join(ARMS))
     parser.add_argument("--iterations", type=int, help="override the training steps of the preset")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: leave as is)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -64,6 +64,12 @@ class TrainConfig:
         log_every, save_every, val_every: periods in steps (``val_every`` 0: only at the end).
         val_batch_size: faces per forward pass in validation.
         threads: ``torch.set_num_threads`` (0: leave as is).
+        kprpe_lr_scale: learning-rate multiplier of KP-RPE's ``W_L`` (:class:`kprpe.core.KeypointRPE`);
+            1 is the authors' recipe. Under Adam a step moves each weight by about ``lr`` whatever its
+            gradient's scale, and ``W_L`` reads offsets in ``[0, 1]``, so at small budgets it barely leaves
+            zero (``benchmarks/face_demo/README.md``); a multiplier is the same as offsets in larger units.
+        keypoints: ``"true"`` (the landmarks of each face) or ``"constant"`` (the ArcFace template for every
+            face, in training; the control arm that shows what KP-RPE does without landmark information).
     """
 
     train: str
@@ -93,8 +99,15 @@ class TrainConfig:
     val_every: int = 0
     val_batch_size: int = 64
     threads: int = 0
+    kprpe_lr_scale: float = 1.0
+    keypoints: str = "true"
 
     def __post_init__(self) -> None:
+        if not float(self.kprpe_lr_scale) > 0:
+            raise ValueError(f"kprpe_lr_scale must be > 0, got {self.kprpe_lr_scale}")
+        self.kprpe_lr_scale = float(self.kprpe_lr_scale)
+        if self.keypoints not in ("true", "constant"):
+            raise ValueError(f"keypoints must be 'true' or 'constant', got {self.keypoints!r}")
         self.val = [str(v) for v in ([self.val] if isinstance(self.val, (str, os.PathLike)) else self.val)]
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
         for name in ("iterations", "batch_size", "log_every", "save_every", "image_size"):

@@ -33,12 +33,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from face.align import align_faces, normalise_landmarks, transform_points
+from face.eval.reliance import constant_landmarks
 from face.heads import MarginHead, build_head
 from face.train.augment import FaceAugment
 from face.train.config import TrainConfig
 from kprpe.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
+from kprpe.core import KeypointRPE
 from kprpe.io import atomic_write_text
-from kprpe.optim import set_learning_rate, warmup_cosine, weight_decay_groups
+from kprpe.optim import scale_lr_of, set_learning_rate, warmup_cosine, weight_decay_groups
 from kprpe.scalars import ScalarLog
 from kprpe.seeding import step_seed
 
@@ -209,8 +211,10 @@ class Trainer:
         head = build_head(cfg.head["name"], int(backbone.output_dim), self.num_classes, **head_args)
         self.model = FaceRecognizer(backbone, head, amp=cfg.amp and self.device.type == "cuda").to(self.device)
         skip = {f"backbone.{n}" for n in getattr(backbone, "no_weight_decay", lambda: set())()}
-        self.optimizer = torch.optim.AdamW(weight_decay_groups(self.model.named_parameters(), cfg.weight_decay, skip),
-                                           lr=cfg.lr, betas=cfg.betas)  # fmt: skip
+        groups = weight_decay_groups(self.model.named_parameters(), cfg.weight_decay, skip)
+        keypoint_params = [p for m in self.model.modules() if isinstance(m, KeypointRPE) for p in m.parameters()]
+        groups = scale_lr_of(groups, keypoint_params, cfg.kprpe_lr_scale)
+        self.optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas)
         self.augment = FaceAugment(cfg.augment_config())
         self.step = 0
         self.history: list[dict[str, float]] = []
@@ -288,6 +292,8 @@ class Trainer:
         generator = torch.Generator().manual_seed(step_seed(self.config.seed, self.rank, step, stream=_AUGMENT))
         images, landmarks = self.augment(images.float() / 255.0, landmarks.float(), generator)
         images, keypoints = model_inputs(images, landmarks)
+        if self.config.keypoints == "constant":  # the control arm: no landmark information at all
+            keypoints = constant_landmarks(len(keypoints)).to(keypoints.dtype)
         return images.to(self.device), keypoints.to(self.device), labels.to(self.device)
 
     def train_step(self, batch) -> dict[str, float]:

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .baselines import RelPosBias
+from .decay import position_rng
 from .layers import Attention, DropPath, Mlp
 from .windows import (
     TABLE_GRIDS,
@@ -107,7 +108,8 @@ class SwinBlock(nn.Module):
 
         rpe = None
         if rel_pos == "swin":
-            rpe = RelPosBias(num_heads, self.window_size, method="exact", init_std=0.02)
+            with position_rng():  # paired with the same block under KP-RPE (kprpe.core.decay.position_rng)
+                rpe = RelPosBias(num_heads, self.window_size, method="exact", init_std=0.02)
         elif rel_pos == "table":
             if self.compact_buckets:
                 buckets, _, _ = compact_window_buckets(self.window_size, ratio)

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .baselines import ContextualRPE, RelPosBias
-from .decay import position_parameter_names
+from .decay import position_parameter_names, position_rng, shared_modules
 from .keypoint_rpe import KeypointRPE
 from .layers import Block, init_linear_and_norm
 
@@ -119,25 +119,28 @@ class VisionTransformer(nn.Module):
 
         self.kprpe = None
         if rpe == "kprpe":
-            self.kprpe = KeypointRPE(
-                num_keypoints,
-                self.grid_size,
-                num_heads,
-                depth,
-                kprpe_variant,
-                rpe_ratio,
-                self.num_prefix_tokens,
-                kprpe_hidden_dim,
-                min_confidence,
-            )
+            with position_rng():  # paired with the same model without it (kprpe.core.decay.position_rng)
+                self.kprpe = KeypointRPE(
+                    num_keypoints,
+                    self.grid_size,
+                    num_heads,
+                    depth,
+                    kprpe_variant,
+                    rpe_ratio,
+                    self.num_prefix_tokens,
+                    kprpe_hidden_dim,
+                    min_confidence,
+                )
         drop_path = torch.linspace(0, drop_path_rate, depth).tolist()
         head_dim = embed_dim // num_heads
 
         def layer_rpe() -> nn.Module | None:
-            if rpe == "bias":
-                return RelPosBias(num_heads, self.grid_size, rpe_method, rpe_ratio, self.num_prefix_tokens)
-            if rpe == "contextual":
-                return ContextualRPE(head_dim, num_heads, self.grid_size, rpe_method, rpe_ratio, self.num_prefix_tokens)
+            with position_rng():
+                if rpe == "bias":
+                    return RelPosBias(num_heads, self.grid_size, rpe_method, rpe_ratio, self.num_prefix_tokens)
+                if rpe == "contextual":
+                    return ContextualRPE(head_dim, num_heads, self.grid_size, rpe_method, rpe_ratio,
+                                         self.num_prefix_tokens)  # fmt: skip
             return None
 
         self.blocks = nn.ModuleList(
@@ -161,14 +164,15 @@ class VisionTransformer(nn.Module):
 
     def reset_parameters(self) -> None:
         """timm's ViT init (trunc-normal 0.02 linears and embeddings); bias tables and W_L stay zero."""
-        for m in self.modules():
+        for m in shared_modules(self):  # paired: the same draws whatever the position encoding
             init_linear_and_norm(m)
         for p in (self.pos_embed, self.cls_token):
             if p is not None:
                 nn.init.trunc_normal_(p, std=0.02)
-        for m in self.modules():
-            if isinstance(m, (KeypointRPE, RelPosBias, ContextualRPE)):
-                m.reset_parameters()
+        with position_rng():
+            for m in self.modules():
+                if isinstance(m, (KeypointRPE, RelPosBias, ContextualRPE)):
+                    m.reset_parameters()
 
     def no_weight_decay(self) -> set[str]:
         """Parameter names that should not be weight-decayed: embeddings, norms, biases and every position

@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from kprpe.core import VARIANTS, KeypointRPE, RelPosBias, SwinBlock
-from kprpe.core.decay import POSITION_MODULES
+from kprpe.core.decay import POSITION_MODULES, position_rng, shared_modules
 from kprpe.core.layers import init_linear_and_norm
 from kprpe.core.windows import TABLE_GRIDS, as_pair, compact_window_buckets, window_keypoints
 
@@ -158,13 +158,11 @@ class SwinStage2D(nn.Module):
         self.window_size = self.blocks[0].window_size  # clamped to the grid
         rpe_grid = self.grid_size if kprpe_grid == "stage" else self.window_size
         used = compact_window_buckets(self.window_size)[2] if compact_buckets else None
-        self.rpe = (
-            KeypointRPE(
-                num_joints, rpe_grid, num_heads, depth, kprpe_variant, min_confidence=min_confidence, used_buckets=used
-            )
-            if rel_pos == "kprpe"
-            else None
-        )
+        self.rpe = None
+        if rel_pos == "kprpe":
+            with position_rng():  # paired with the Swin-bias model (kprpe.core.decay.position_rng)
+                self.rpe = KeypointRPE(num_joints, rpe_grid, num_heads, depth, kprpe_variant,
+                                       min_confidence=min_confidence, used_buckets=used)  # fmt: skip
         self.downsample: nn.Module = nn.Identity()
         if out_dim is not None:
             self.downsample = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, out_dim, bias=False))
@@ -392,7 +390,7 @@ class SwinGait2D(nn.Module):
         Linear: trunc-normal(0.02) weights, zero bias; LayerNorm: 1, 0; Conv: xavier-uniform, zero bias;
         BatchNorm: weight N(1, 0.02), bias 0, fresh running statistics; part matrices: xavier-uniform.
         """
-        for m in self.modules():
+        for m in shared_modules(self):  # paired: the same draws whatever rel_pos (position modules after)
             init_linear_and_norm(m)
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_uniform_(m.weight)
@@ -404,9 +402,10 @@ class SwinGait2D(nn.Module):
                 nn.init.zeros_(m.bias)
             elif isinstance(m, (SeparateFCs, SeparateBNNecks)):
                 nn.init.xavier_uniform_(m.fc_bin)
-        for m in self.modules():  # after the generic pass, which would overwrite them
-            if isinstance(m, (RelPosBias, KeypointRPE)):
-                m.reset_parameters()
+        with position_rng():  # after the generic pass, from a forked stream: paired across rel_pos
+            for m in self.modules():
+                if isinstance(m, (RelPosBias, KeypointRPE)):
+                    m.reset_parameters()
 
     def param_groups(self, lr: float, weight_decay: float, stem_lr_scale: float = 1.0) -> list[dict]:
         """Optimiser groups of OpenGait's SwinGait.

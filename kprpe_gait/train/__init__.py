@@ -16,6 +16,7 @@ from .dataset import GaitDataset, SequenceKey, read_partition
 from .features import extract_features
 from .inputs import stack_batch
 from .losses import CrossEntropyLoss, TripletLoss, part_distances
+from .mean_pose import mean_pose
 from .sampling import TripletSampler, sample_ordered_frames
 from .trainer import OPENGAIT_AUGMENT, TrainConfig, Trainer
 
@@ -31,6 +32,7 @@ __all__ = [
     "extract_features",
     "latest_checkpoint",
     "load_checkpoint",
+    "mean_pose",
     "network_inputs",
     "part_distances",
     "read_partition",

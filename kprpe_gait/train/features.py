@@ -8,7 +8,7 @@ frames when it is longer), sequences are packed along time with ``seqL`` into ba
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -34,6 +34,8 @@ def extract_features(
     cut: int = 10,
     device: torch.device | str | None = None,
     progress: bool = True,
+    transform: Callable[[int, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
+    replace_joints: Callable[[int, np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, object]:
     """Embeddings of every sequence of some identities under an OpenGait pickle root.
 
@@ -48,6 +50,10 @@ def extract_features(
         cut: side cut, as in training.
         device: where to run (the network's device by default).
         progress: show a tqdm bar.
+        transform: ``(index, sils (T, H, W) uint8, joints (T, J, 3) px) -> (sils, joints)`` applied to each
+            stored sequence first (e.g. a controlled translation, :mod:`kprpe_gait.eval.reliance`).
+        replace_joints: ``(index, joints (T, J, 3) in [0, 1]) -> joints`` applied to the network's joint
+            input (e.g. a constant pose, another sequence's joints: the reliance probe).
 
     Returns:
         ``{"embeddings": (N, c, p) float32, "labels": [id], "types": [type], "views": [view]}``,
@@ -79,7 +85,12 @@ def extract_features(
     try:
         for index in tqdm(range(len(dataset)), desc="features", disable=not progress, dynamic_ncols=True):
             sils, joints = dataset.load(index)
-            sequence = network_inputs(sils[:max_frames], joints[:max_frames], cut=cut, name=str(dataset.folder(index)))
+            sils, joints = sils[:max_frames], joints[:max_frames]
+            if transform is not None:
+                sils, joints = transform(index, sils, joints)
+            sequence = network_inputs(sils, joints, cut=cut, name=str(dataset.folder(index)))
+            if replace_joints is not None:
+                sequence = (sequence[0], np.ascontiguousarray(replace_joints(index, sequence[1]), dtype=np.float32))
             if pending and sum(len(s) for s, _ in pending) + len(sequence[0]) > batch_frames:
                 flush()
             pending.append(sequence)

@@ -34,6 +34,8 @@ from tqdm.auto import tqdm
 
 from kprpe.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
 from kprpe.config import check_keys
+from kprpe.core import KeypointRPE
+from kprpe.optim import scale_lr_of
 from kprpe.scalars import ScalarLog
 from kprpe_gait.inputs import network_inputs
 from kprpe_gait.nets import SwinGait2D
@@ -42,6 +44,7 @@ from kprpe_gait.transforms import JointAugment
 from .dataset import GaitDataset, read_partition
 from .inputs import stack_batch
 from .losses import CrossEntropyLoss, TripletLoss
+from .mean_pose import mean_pose
 from .recipe import recipe_from_opengait
 from .sampling import TripletSampler, sample_ordered_frames
 
@@ -81,6 +84,10 @@ class TrainConfig:
         amp: bfloat16 autocast (CUDA).
         threads: ``torch.set_num_threads`` for CPU runs (``0``: leave as is).
         log_dir: TensorBoard folder (``None``: ``out_dir/tb``).
+        kprpe_lr_scale: learning-rate multiplier of KP-RPE's ``W_L`` (1: the authors' recipe; see
+            :class:`face.train.TrainConfig`).
+        joints: ``"true"`` (each frame's joints) or ``"constant"`` (the mean pose of the training set for every
+            frame: the control arm, KP-RPE without joint information; :func:`kprpe_gait.train.mean_pose`).
     """
 
     dataset_root: str
@@ -109,8 +116,15 @@ class TrainConfig:
     amp: bool = False
     threads: int = 0
     log_dir: str | None = None
+    kprpe_lr_scale: float = 1.0
+    joints: str = "true"
 
     def __post_init__(self) -> None:
+        if not float(self.kprpe_lr_scale) > 0:
+            raise ValueError(f"kprpe_lr_scale must be > 0, got {self.kprpe_lr_scale}")
+        self.kprpe_lr_scale = float(self.kprpe_lr_scale)
+        if self.joints not in ("true", "constant"):
+            raise ValueError(f"joints must be 'true' or 'constant', got {self.joints!r}")
         self.batch_size = tuple(int(v) for v in self.batch_size)  # type: ignore[assignment]
         if len(self.batch_size) != 2 or self.batch_size[1] < 2 or self.batch_size[0] < 2:
             raise ValueError(f"batch_size must be (P >= 2, K >= 2) for the triplet loss, got {self.batch_size}")
@@ -171,7 +185,13 @@ class Trainer:
 
         torch.manual_seed(config.seed)
         self.net = SwinGait2D(num_classes=len(self.dataset.label_set), **config.model).to(self.device)
-        self.optimizer = torch.optim.AdamW(self.net.param_groups(config.lr, config.weight_decay, config.stem_lr_scale))
+        groups = self.net.param_groups(config.lr, config.weight_decay, config.stem_lr_scale)
+        keypoint_params = [p for m in self.net.modules() if isinstance(m, KeypointRPE) for p in m.parameters()]
+        self.optimizer = torch.optim.AdamW(scale_lr_of(groups, keypoint_params, config.kprpe_lr_scale))
+        self.constant_joints: torch.Tensor | None = None  # (J, 3) in [0, 1], the control arm's pose
+        if config.joints == "constant":
+            pose = mean_pose(config.dataset_root, partition["TRAIN_SET"], cut=config.cut)
+            self.constant_joints = torch.from_numpy(pose).to(self.device)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
             self.optimizer, T_0=config.sgdr_cycle, T_mult=config.sgdr_mult, eta_min=config.min_lr
         )
@@ -256,6 +276,8 @@ class Trainer:
             name = str(self.dataset.folder(index))
             sequences.append(network_inputs(sils[frames], joints[frames], cfg.cut, self.augment, self.rng, name))
         sils, joints = stack_batch(sequences, self.device)
+        if self.constant_joints is not None:
+            joints = self.constant_joints.expand_as(joints).clone()
         labels = torch.tensor([self.dataset.label_index[self.dataset.labels[i]] for i in indices], device=self.device)
         return sils, joints, labels
 
