@@ -27,7 +27,14 @@ from face.eval.embedding import embed, normalise_images
 from face.eval.verification import verification_metrics
 from kprpe.core.probe import bias_reliance
 
-__all__ = ["KEYPOINT_MODES", "ConstantLandmarks", "constant_landmarks", "keypoint_reliance", "replace_landmarks", "warp_pairs"]
+__all__ = [
+    "KEYPOINT_MODES",
+    "ConstantLandmarks",
+    "constant_landmarks",
+    "keypoint_reliance",
+    "replace_landmarks",
+    "warp_pairs",
+]
 
 #: what :func:`replace_landmarks` can put in place of the true landmarks
 KEYPOINT_MODES = ("true", "constant", "shuffled")
@@ -108,7 +115,9 @@ def keypoint_reliance(
     n = min(probe_faces, len(images))
     parameter = next(model.parameters())
     x = normalise_images(images[:n]).to(parameter.device)
-    probe = {mode: replace_landmarks(keypoints, mode, seed)[:n].to(parameter.device, x.dtype) for mode in KEYPOINT_MODES}
+    probe = {
+        mode: replace_landmarks(keypoints, mode, seed)[:n].to(parameter.device, x.dtype) for mode in KEYPOINT_MODES
+    }
     for key, other in (("bias", "constant"), ("bias_shuffled", "shuffled")):
         out[key] = bias_reliance(model, lambda: model(x, probe["true"]), lambda o=other: model(x, probe[o]))
     rows = out["bias"]

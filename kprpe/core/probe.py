@@ -105,8 +105,11 @@ class AttentionRecorder:
             bias = gather_bias(table.float(), buckets).expand_as(logits)
             logits = logits + bias
         self.records.append(
-            AttentionRecord(self._names[module], bias.clone() if bias is not None and self.keep_bias else None,
-                            _row_spread(logits, mask))  # fmt: skip
+            AttentionRecord(
+                self._names[module],
+                bias.clone() if bias is not None and self.keep_bias else None,
+                _row_spread(logits, mask),
+            )  # fmt: skip
         )
 
 
@@ -172,7 +175,10 @@ def bias_reliance(
 
 def format_bias_reliance(rows: list[dict[str, float | str]]) -> str:
     """A markdown table of :func:`bias_reliance` rows."""
-    lines = ["| layer | mean abs bias | keypoint part | logit spread | keypoint part / spread |", "|---|---|---|---|---|"]
+    lines = [
+        "| layer | mean abs bias | keypoint part | logit spread | keypoint part / spread |",
+        "|---|---|---|---|---|",
+    ]
     for r in rows:
         lines.append(f"| {r['layer']} | {r['bias']:.4f} | {r['keypoint_bias']:.4f} | {r['logit_spread']:.3f} | "
                      f"{r['keypoint_bias_over_spread']:.4f} |")  # fmt: skip
