@@ -9,8 +9,9 @@
     evaluate_gait3d(inference_dict, partition="Gait3D.json")         # OpenGait evaluator signature
 
 Submission writers (GREW, HID / MGR'24 challenge, full distance matrix) are in
-:mod:`kprpe_gait.eval.submission`; ``kprpe-gait submit`` (:mod:`kprpe_gait.eval.submit`) runs a
-checkpoint over a test set and writes them. Never imports OpenGait.
+:mod:`kprpe_gait.eval.submission`, OpenGait's k-reciprocal re-ranking in :mod:`kprpe_gait.eval.rerank`;
+``kprpe-gait submit`` (:mod:`kprpe_gait.eval.submit`) runs a checkpoint over a test set and writes the
+file each leaderboard takes. Never imports OpenGait.
 """
 
 from . import submission

@@ -42,14 +42,14 @@ def translate_transform(shift_px: float, seed: int = 0) -> Callable[[int, np.nda
     """A :func:`~kprpe_gait.train.extract_features` ``transform`` that translates sequence ``index`` by
     ``shift_px`` pixels in a direction drawn from ``(seed, index)``: the same for every model and call."""
 
-    def apply(index: int, sils: np.ndarray, joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def apply(index: int, sils: np.ndarray, joints: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         if shift_px == 0:
             return sils, joints
         angle = np.random.default_rng([seed, index]).uniform(0, 2 * math.pi)
         matrix = np.array([[1.0, 0.0, shift_px * math.cos(angle)], [0.0, 1.0, shift_px * math.sin(angle)],
                            [0.0, 0.0, 1.0]])  # fmt: skip
         matrices = np.repeat(matrix[None], len(sils), 0)
-        return warp_silhouettes(sils, matrices), warp_joints(joints, matrices)
+        return warp_silhouettes(sils, matrices), None if joints is None else warp_joints(joints, matrices)
 
     return apply
 

@@ -2,7 +2,11 @@
 
 * GREW (:func:`write_grew_csv`): ``videoId,rank1,...,rank20``, one row per probe video with the
   labels of its 20 nearest gallery *sequences* (an identity may repeat), as OpenGait's
-  ``GREW_submission`` writes it: labels as integers (``"00012"`` -> ``12``).
+  ``GREW_submission`` writes it: labels as integers (``"00012"`` -> ``12``), ``\n`` line ends
+  (``form="opengait"``). ``form="template"`` writes the shape of GREW-Benchmark's own
+  ``submission.zip`` template instead: a 22nd column ``rank1_distractor`` (here the rank-1 label
+  again; GREW-Benchmark's ``build_submission.py`` never fills it) and ``\r\n`` line ends. A ``.zip``
+  path writes a zip archive holding ``submission.csv``, the form GREW's CodaLab server takes.
 * HID / MGR'24 challenge (:func:`write_challenge_csv`): ``videoID,label``, one row per probe with the
   predicted identity (the nearest gallery sequence's label, :func:`nearest_labels`), as OpenGait's
   ``HID_submission`` writes it; a ``.zip`` path writes a zip archive holding ``submission.csv``, the
@@ -32,6 +36,8 @@ from kprpe.io import atomic_path
 __all__ = [
     "CHALLENGE_HEADER",
     "CHALLENGE_MEMBER",
+    "GREW_DISTRACTOR_COLUMN",
+    "GREW_FORMS",
     "GREW_TOP_K",
     "atomic_target",
     "grew_header",
@@ -46,6 +52,10 @@ __all__ = [
 ]
 
 GREW_TOP_K = 20
+#: ``opengait``: OpenGait's ``GREW_submission`` file; ``template``: GREW-Benchmark's template shape
+GREW_FORMS = ("opengait", "template")
+#: the 22nd column of GREW-Benchmark's template
+GREW_DISTRACTOR_COLUMN = "rank1_distractor"
 CHALLENGE_HEADER = ("videoID", "label")
 #: the file name a challenge zip archive must hold
 CHALLENGE_MEMBER = "submission.csv"
@@ -107,9 +117,16 @@ def nearest_labels(dist: Any, gallery_labels: Sequence[Any]) -> np.ndarray:
     return top_k_labels(dist, gallery_labels, 1)[:, 0]
 
 
-def grew_header(top_k: int = GREW_TOP_K) -> list[str]:
-    """``["videoId", "rank1", ..., "rank<top_k>"]``."""
-    return ["videoId", *(f"rank{i}" for i in range(1, top_k + 1))]
+def grew_header(top_k: int = GREW_TOP_K, form: str = "opengait") -> list[str]:
+    """``["videoId", "rank1", ..., "rank<top_k>"]`` (``form="template"``: then ``"rank1_distractor"``)."""
+    _check_grew_form(form)
+    extra = [GREW_DISTRACTOR_COLUMN] if form == "template" else []
+    return ["videoId", *(f"rank{i}" for i in range(1, top_k + 1)), *extra]
+
+
+def _check_grew_form(form: str) -> None:
+    if form not in GREW_FORMS:
+        raise ValueError(f"GREW form must be one of {GREW_FORMS}, got {form!r}")
 
 
 def _grew_label(label: Any, label_format: str) -> str:
@@ -129,45 +146,79 @@ def write_grew_csv(
     dist: Any,
     top_k: int = GREW_TOP_K,
     label_format: Literal["int", "raw"] = "int",
+    form: Literal["opengait", "template"] = "opengait",
 ) -> Path:
     """Write a GREW submission: ``videoId,rank1,...,rank<top_k>`` and one row per probe.
 
     Args:
-        path: the CSV file (replaced atomically).
+        path: ``*.csv``: the CSV itself; ``*.zip``: a zip archive holding it as ``submission.csv``
+            (what GREW's server takes). Replaced atomically.
         probe_video_ids: ``P`` probe video ids (GREW: the probe's video name).
         gallery_labels: ``G`` gallery identities.
         dist: ``(P, G)`` distances.
         top_k: ranked labels per probe (GREW: 20); at most ``G``.
         label_format: ``"int"`` (OpenGait's GREW writer: ``int(label)``) or ``"raw"``.
+        form: ``"opengait"`` (OpenGait's ``GREW_submission``) or ``"template"`` (GREW-Benchmark's
+            template: ``rank1_distractor`` = the rank-1 label, ``\r\n`` line ends); module docstring.
 
     Returns:
         ``path``.
     """
     if label_format not in ("int", "raw"):
         raise ValueError(f"label_format must be 'int' or 'raw', got {label_format!r}")
+    _check_grew_form(form)
     ids = [_field(v, "probe video id") for v in _flat(probe_video_ids)]
     _check_dist(dist, len(ids), len(gallery_labels))
     ranked = top_k_labels(dist, gallery_labels, top_k)  # (P, top_k)
-    lines = [",".join(grew_header(top_k))]
+    lines = [",".join(grew_header(top_k, form))]
     for video, row in zip(ids, ranked):
-        lines.append(",".join([video, *(_grew_label(label, label_format) for label in row)]))
-    path = Path(path)
+        labels = [_grew_label(label, label_format) for label in row]
+        lines.append(",".join([video, *labels, *(labels[:1] if form == "template" else [])]))
+    end = "\r\n" if form == "template" else "\n"
+    return _write_submission(Path(path), end.join(lines) + end)
+
+
+def _write_submission(path: Path, text: str) -> Path:
+    """``text`` to ``path`` atomically: a ``.csv`` as is, a ``.zip`` as its only member ``submission.csv``."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".zip"):
+        raise ValueError(f"submissions are .csv or .zip files, got {path}")
     with atomic_target(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        if suffix == ".csv":
+            tmp.write_bytes(text.encode("utf-8"))  # bytes: no newline translation
+        else:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                info = zipfile.ZipInfo(CHALLENGE_MEMBER, date_time=_ZIP_DATE)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, text)
     return path
 
 
+def _submission_text(path: str | os.PathLike[str]) -> str:
+    """The CSV text of a submission ``.csv``, or of the ``submission.csv`` inside a ``.zip``."""
+    path = Path(path)
+    if path.suffix.lower() != ".zip":
+        return path.read_bytes().decode("utf-8")
+    with zipfile.ZipFile(path) as archive:
+        if archive.namelist() != [CHALLENGE_MEMBER]:
+            raise ValueError(f"{path} must hold exactly {CHALLENGE_MEMBER}, holds {archive.namelist()}")
+        return archive.read(CHALLENGE_MEMBER).decode("utf-8")
+
+
 def read_grew_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[list[str]]]:
-    """``(probe video ids, ranked labels per probe)`` of a GREW submission; checks its header."""
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    if not rows or rows[0][:1] != ["videoId"] or rows[0] != grew_header(len(rows[0]) - 1):
-        raise ValueError(f"{path} is not a GREW submission: header {rows[0] if rows else None}")
-    width = len(rows[0])
+    """``(probe video ids, ranked labels per probe)`` of a GREW submission (``.csv`` or ``.zip``, either
+    form; the template's ``rank1_distractor`` column is left out); checks its header."""
+    rows = list(csv.reader(io.StringIO(_submission_text(path))))
+    header = rows[0] if rows else None
+    template = bool(header) and header[-1] == GREW_DISTRACTOR_COLUMN
+    ranks = len(header) - 1 - template if header else 0
+    if not header or header != grew_header(ranks, "template" if template else "opengait"):
+        raise ValueError(f"{path} is not a GREW submission: header {header}")
+    width = len(header)
     bad = [i + 2 for i, row in enumerate(rows[1:]) if len(row) != width]
     if bad:
         raise ValueError(f"{path}: lines {bad[:5]} do not have {width} fields")
-    return [r[0] for r in rows[1:]], [r[1:] for r in rows[1:]]
+    return [r[0] for r in rows[1:]], [r[1 : 1 + ranks] for r in rows[1:]]
 
 
 def _challenge_text(probe_video_ids: Sequence[Any], predicted_labels: Sequence[Any]) -> str:
@@ -193,32 +244,14 @@ def write_challenge_csv(
         ``path``.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".zip"):
+    if path.suffix.lower() not in (".csv", ".zip"):
         raise ValueError(f"challenge submissions are .csv or .zip files, got {path}")
-    text = _challenge_text(probe_video_ids, predicted_labels)
-    with atomic_target(path) as tmp:
-        if suffix == ".csv":
-            tmp.write_text(text, encoding="utf-8")
-        else:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-                info = zipfile.ZipInfo(CHALLENGE_MEMBER, date_time=_ZIP_DATE)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(info, text)
-    return path
+    return _write_submission(path, _challenge_text(probe_video_ids, predicted_labels))
 
 
 def read_challenge_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
     """``(probe video ids, labels)`` of a challenge submission (``.csv``, or ``.zip`` with ``submission.csv``)."""
-    path = Path(path)
-    if path.suffix.lower() == ".zip":
-        with zipfile.ZipFile(path) as archive:
-            if archive.namelist() != [CHALLENGE_MEMBER]:
-                raise ValueError(f"{path} must hold exactly {CHALLENGE_MEMBER}, holds {archive.namelist()}")
-            text = archive.read(CHALLENGE_MEMBER).decode("utf-8")
-    else:
-        text = path.read_text(encoding="utf-8")
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = list(csv.reader(io.StringIO(_submission_text(path))))
     if not rows or tuple(rows[0]) != CHALLENGE_HEADER:
         raise ValueError(f"{path} is not a challenge submission: header {rows[0] if rows else None}")
     bad = [i + 2 for i, row in enumerate(rows[1:]) if len(row) != 2]

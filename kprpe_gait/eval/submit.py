@@ -1,25 +1,40 @@
-"""``kprpe-gait submit``: rank a test set with a checkpoint, print its metrics, write submission files.
+"""``kprpe-gait submit``: rank a test set with a checkpoint, print its metrics, write leaderboard files.
 
 ::
 
-    kprpe-gait submit --config configs/gait3d/swingait2d_kprpe.yaml --checkpoint ckpt.pt \\
-        --data data/Gait3D-kprpe-pkl --partition datasets/Gait3D/Gait3D.json --out submission/
+    kprpe-gait submit --config CONFIG --checkpoint ckpt.pt --data GREW-pkl \\
+        --partition OpenGait/datasets/GREW/GREW.json --out sub/        # -> sub/submission.zip for GREW
 
 Steps: build the network from the config's ``model_cfg`` (:func:`kprpe_gait.nets.build_from_model_cfg`),
 load the checkpoint strictly (OpenGait's or the compact trainer's, :func:`kprpe_gait.nets.load_weights`),
 embed every sequence of the partition's ``TEST_SET`` identities (whole ordered sequences, up to
-``evaluator_cfg.sampler.frames_all_limit`` frames, with the side cut of ``evaluator_cfg.transform``),
-split them into probes (``PROBE_SET``) and gallery (the rest), and compute the ``(P, G)``
-part-averaged distances. When probe identities occur in the gallery (Gait3D's labels are public)
-Rank-1/5/10, mAP and mINP are printed and saved as ``metrics.json``. Files written to ``--out``:
+``evaluator_cfg.sampler.frames_all_limit`` frames, with the side cut of ``evaluator_cfg.transform``;
+joints only for KP-RPE networks, so silhouette-only data needs no ``01-joints.pkl``), split them into
+probes and gallery by the benchmark's rule, compute the ``(P, G)`` part-averaged distances (re-ranked
+with ``--rerank``) and write the files the benchmark's server takes.
 
-* ``grew_submission.csv`` (``grew``): ``videoId,rank1..rank20`` with the labels of the 20 nearest
-  gallery sequences (fewer when the gallery is smaller); labels as integers when all are integers;
-* ``submission.csv`` and ``submission.zip`` (``challenge``): ``videoID,label``, the nearest gallery
-  sequence's label, and the zip archive holding ``submission.csv`` for challenge servers;
-* ``distances.npz`` (``npz``): the distance matrix with keys and labels of both sides.
+Benchmarks (``--benchmark``; ``auto``: from ``evaluator_cfg.eval_func``, else ``data_cfg.dataset_name``,
+else ``gait3d`` when the partition has a ``PROBE_SET``), with OpenGait's own partition files as they are:
 
-Probes are identified by their ``"id-type-view"`` key (the ``PROBE_SET`` form) in every file.
+* ``grew`` (``GREW.json``, OpenGait's ``GREW_submission``): gallery = sequences of type ``01`` / ``02``,
+  probes = type ``03`` (``probe/03/<videoId>/``). ``submission.csv`` (``videoId,rank1..rank20``,
+  integer labels) and ``submission.zip`` holding it. ``--grew-form template`` writes the shape of
+  GREW-Benchmark's template instead (22nd column ``rank1_distractor``, CRLF line ends).
+* ``hid`` / ``mgr`` (``HID.json``, Gait3D-Benchmark's ``MGR2024_phase*.json``; OpenGait's
+  ``HID_submission``, Gait3D-Benchmark's ``MGR_submission``): probes = the identity ``probe``, gallery =
+  every other test sequence. ``submission.csv`` (``videoID,label``, the nearest gallery sequence's
+  label as stored) and ``submission.zip``.
+* ``gait3d`` (``Gait3D.json``): probes = ``PROBE_SET`` (``"id-type-view"`` keys), gallery = the other test
+  sequences. Gait3D has no submission server (its test labels are public): the result is
+  ``metrics.json`` (Rank-1/5/10, mAP, mINP as ``evaluate_Gait3D``); ``grew_submission.csv``,
+  ``submission.csv`` / ``.zip`` are written too, keyed by ``"id-type-view"``.
+
+Probe ids of GREW, HID and MGR rows are the sequence's ``view`` folder (what OpenGait's writers write;
+``--probe-id type`` takes the folder above, e.g. for ``probe/<videoID>/default`` layouts). ``--formats``
+chooses among the benchmark's files (``npz``: ``distances.npz``, the full matrix with keys and labels).
+Whenever a probe's identity occurs in the gallery, Rank-k, mAP and mINP are printed and saved as
+``metrics.json``. Sequences are ordered by ``(id, type, view)``, OpenGait's order for sorted ``TEST_SET``
+lists (GREW.json, HID.json, MGR's); ranking ties keep gallery order.
 """
 
 from __future__ import annotations
@@ -34,8 +49,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .metrics import METRICS, evaluate_retrieval, gait3d_probe_mask, pairwise_distance, sequence_keys
+from .metrics import METRICS, evaluate_retrieval, pairwise_distance, sequence_keys
+from .rerank import RERANK_K1, RERANK_K2, RERANK_LAMBDA, k_reciprocal_rerank
 from .submission import (
+    GREW_FORMS,
     GREW_TOP_K,
     atomic_target,
     nearest_labels,
@@ -44,11 +61,36 @@ from .submission import (
     write_grew_csv,
 )
 
-__all__ = ["FORMATS", "add_arguments", "load_config", "run", "submit"]
+__all__ = ["BENCHMARKS", "FORMATS", "UPLOAD_STEPS", "add_arguments", "load_config", "run", "submit"]
 
 FORMATS = ("grew", "challenge", "npz")
+BENCHMARKS = ("gait3d", "grew", "hid", "mgr")
+PROBE_IDS = ("view", "type")
 #: evaluation transforms whose side cut this command knows (``cutting``; missing/None = OpenGait's default)
 _CUT_TRANSFORMS = ("SilJointTransform", "BaseSilCuttingTransform")
+#: OpenGait evaluator / dataset names -> benchmark (``--benchmark auto``)
+_EVAL_FUNCS = {
+    "GREW_submission": "grew", "HID_submission": "hid", "MGR_submission": "mgr",
+    "evaluate_Gait3D": "gait3d", "evaluate_Gait3D_KPRPE": "gait3d",
+}  # fmt: skip
+_DATASET_NAMES = {"GREW": "grew", "HID": "hid", "MGR": "mgr", "Gait3D": "gait3d"}
+#: the label of the probe folder in OpenGait's GREW / HID / MGR partitions
+PROBE_LABEL = "probe"
+GREW_GALLERY_TYPES = ("01", "02")
+GREW_PROBE_TYPES = ("03",)
+#: the leaderboard format of each server set; the other one is refused
+_SERVER_FORMAT = {"grew": "grew", "hid": "challenge", "mgr": "challenge"}
+#: what to do with the files, printed at the end
+UPLOAD_STEPS = {
+    "grew": "GREW: upload {zip} on GREW's CodaLab competition (https://codalab.lisn.upsaclay.fr/competitions/3409, "
+            "Participate > Submit); the server scores Rank-1/5/10/20 of the videoId rows.",
+    "hid": "HID: upload {zip} on the CodaLab competition of this year's HID challenge (HID 2025: "
+           "https://codalab.lisn.upsaclay.fr/competitions/21845, Participate > Submit).",
+    "mgr": "MGR'24: upload {zip} on the CodaLab competition of your track (Track 1, parsing: "
+           "https://codalab.lisn.upsaclay.fr/competitions/20040, Participate > Submit).",
+    "gait3d": "Gait3D: no submission server (the test labels are public); report {metrics}. "
+              "MGR'24 (on Gait3D data) takes submission.zip from --benchmark mgr with its own partition.",
+}  # fmt: skip
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,11 +98,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="weights (OpenGait's or the compact trainer's)")
     parser.add_argument("--data", type=Path, help="OpenGait pickle root (default: data_cfg.dataset_root)")
     parser.add_argument("--partition", type=Path,
-                        help="partition JSON with TEST_SET and PROBE_SET (default: evaluator_cfg.partition, "
-                             "else data_cfg.dataset_partition)")  # fmt: skip
+                        help="partition JSON, e.g. OpenGait's GREW.json / HID.json / Gait3D.json as they are "
+                             "(default: evaluator_cfg.partition, else data_cfg.dataset_partition)")  # fmt: skip
     parser.add_argument("--out", required=True, type=Path, help="folder for the submission files")
+    parser.add_argument("--benchmark", choices=("auto", *BENCHMARKS), default="auto",
+                        help="probe/gallery rule and files (auto: from eval_func, dataset_name or PROBE_SET)")  # fmt: skip
     parser.add_argument("--metric", choices=METRICS, help="distance (default: evaluator_cfg.metric, else euc)")
-    parser.add_argument("--formats", default=",".join(FORMATS), help=f"comma-separated subset of {','.join(FORMATS)}")
+    parser.add_argument("--formats", default=None,
+                        help=f"comma-separated subset of {','.join(FORMATS)} (default: the benchmark's files)")  # fmt: skip
+    parser.add_argument("--rerank", action="store_true",
+                        help=f"k-reciprocal re-ranking (OpenGait's re_ranking, k1={RERANK_K1}, k2={RERANK_K2}, "
+                             f"lambda={RERANK_LAMBDA})")  # fmt: skip
+    parser.add_argument("--grew-form", choices=GREW_FORMS, default="opengait",
+                        help="GREW file: opengait (OpenGait's GREW_submission, default) or template "
+                             "(GREW-Benchmark's template: + rank1_distractor column, CRLF)")  # fmt: skip
+    parser.add_argument("--probe-id", choices=PROBE_IDS, default="view",
+                        help="folder level written as the probe id of GREW/HID/MGR rows (default: view, as OpenGait)")  # fmt: skip
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     parser.add_argument("--top-k", type=int, default=GREW_TOP_K, help="ranks per probe in the GREW file")
     parser.add_argument("--cut", type=int, default=None,
@@ -78,12 +131,16 @@ def run(args: argparse.Namespace) -> int:
             data=args.data,
             partition=args.partition,
             metric=args.metric,
-            formats=_parse_formats(args.formats),
+            formats=None if args.formats is None else _parse_formats(args.formats),
             device=args.device,
             top_k=args.top_k,
             cut=args.cut,
             batch_frames=args.batch_frames,
             progress=not args.no_progress,
+            benchmark=args.benchmark,
+            rerank=args.rerank,
+            grew_form=args.grew_form,
+            probe_id=args.probe_id,
         )
     except (FileNotFoundError, ValueError, KeyError, TypeError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
@@ -136,41 +193,130 @@ def _eval_cut(evaluator_cfg: Mapping[str, Any]) -> int | None:
                      f"(known: {list(_CUT_TRANSFORMS)}, BaseSilTransform); pass --cut")  # fmt: skip
 
 
-def _read_test_partition(path: Path) -> tuple[list[str], list[str]]:
-    """``(TEST_SET identities, PROBE_SET keys)`` of a partition JSON."""
+def _read_partition(path: Path) -> dict[str, list[str]]:
+    """The lists of a partition JSON as strings; ``TEST_SET`` must be there and non-empty."""
     if not path.is_file():
         raise FileNotFoundError(f"no partition file at {path}")
     try:
         content = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ValueError(f"partition file {path} is not valid JSON: {err}") from err
-    missing = [k for k in ("TEST_SET", "PROBE_SET") if not isinstance(content, Mapping) or k not in content]
-    if missing:
-        raise ValueError(f"partition file {path} has no {' / '.join(missing)} (submissions need the test "
-                         "identities and the probe 'id-type-view' keys)")  # fmt: skip
-    test_ids, probes = [str(i) for i in content["TEST_SET"]], [str(p) for p in content["PROBE_SET"]]
-    if not test_ids or not probes:
-        raise ValueError(f"TEST_SET and PROBE_SET of {path} must not be empty")
-    return test_ids, probes
+    if not isinstance(content, Mapping) or not isinstance(content.get("TEST_SET"), list) or not content["TEST_SET"]:
+        raise ValueError(f"partition file {path} has no TEST_SET list (submissions need the test identities)")
+    return {key: [str(v) for v in value] for key, value in content.items() if isinstance(value, list)}
 
 
-def _check_probes_present(root: Path, test_ids: Sequence[str], probes: Sequence[str]) -> None:
-    """Fail before any feature is computed when a probe sequence folder is not under ``root``."""
+def _choose_benchmark(
+    benchmark: str, evaluator_cfg: Mapping[str, Any], data_cfg: Mapping[str, Any], partition: Mapping[str, list[str]]
+) -> str:
+    """``benchmark`` unless ``auto``: then from ``eval_func``, ``dataset_name``, or a ``PROBE_SET`` (Gait3D)."""
+    if benchmark != "auto":
+        if benchmark not in BENCHMARKS:
+            raise ValueError(f"benchmark must be 'auto' or one of {BENCHMARKS}, got {benchmark!r}")
+        return benchmark
+    for name, table in ((evaluator_cfg.get("eval_func"), _EVAL_FUNCS), (data_cfg.get("dataset_name"), _DATASET_NAMES)):
+        if name in table:
+            return table[name]
+    if "PROBE_SET" in partition:
+        return "gait3d"
+    raise ValueError("cannot tell the benchmark: the config's evaluator_cfg.eval_func / data_cfg.dataset_name are "
+                     f"not among {sorted(_EVAL_FUNCS)} / {sorted(_DATASET_NAMES)} and the partition has no "
+                     "PROBE_SET; pass --benchmark grew, hid or mgr")  # fmt: skip
+
+
+def _check_partition(partition: Mapping[str, list[str]], benchmark: str, path: Path) -> None:
+    """The lists the benchmark's probe rule needs: ``PROBE_SET`` (Gait3D), a ``probe`` identity (the others)."""
+    if benchmark == "gait3d":
+        if not partition.get("PROBE_SET"):
+            raise ValueError(f"partition file {path} has no PROBE_SET (Gait3D probes are its 'id-type-view' keys); "
+                             f"for a partition whose TEST_SET lists {PROBE_LABEL!r} pass --benchmark grew, hid "
+                             "or mgr")  # fmt: skip
+    elif PROBE_LABEL not in partition["TEST_SET"]:
+        raise ValueError(f"TEST_SET of {path} has no {PROBE_LABEL!r} entry: OpenGait's {benchmark.upper()} "
+                         f"partition lists the probe folder <data>/{PROBE_LABEL}/ as an identity")  # fmt: skip
+
+
+def _check_data(root: Path, test_ids: Sequence[str], probe_set: Sequence[str] | None) -> None:
+    """Fail before any feature is computed when a test identity or a ``PROBE_SET`` sequence has no folder."""
     if not root.is_dir():
         raise FileNotFoundError(f"no dataset folder at {root}")
     absent_ids = [i for i in test_ids if not (root / i).is_dir()]
     if absent_ids:
         raise ValueError(f"{len(absent_ids)} TEST_SET identities have no folder under {root}: {absent_ids[:5]}")
+    if probe_set is None:
+        return
     present = {
         f"{identity}-{t.name}-{v.name}"
         for identity in test_ids
         for t in (root / identity).iterdir() if t.is_dir()
         for v in t.iterdir() if v.is_dir()
     }  # fmt: skip
-    absent = [p for p in probes if p not in present]
+    absent = [p for p in probe_set if p not in present]
     if absent:
         raise ValueError(f"{len(absent)} PROBE_SET sequences are not in the data under {root} (or not in TEST_SET): "
                          f"{absent[:5]}")  # fmt: skip
+
+
+def split_probes(
+    benchmark: str, labels: np.ndarray, types: np.ndarray, views: np.ndarray, probe_set: Sequence[str] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(is_probe, is_gallery)`` masks by the benchmark's rule (OpenGait's evaluators).
+
+    GREW: gallery = types ``01`` / ``02``, probes = type ``03`` (other types in neither); HID / MGR:
+    probes = label ``probe``, gallery = the rest; Gait3D: probes = ``"id-type-view"`` in ``probe_set``.
+    """
+    if benchmark == "grew":
+        is_probe, is_gallery = np.isin(types, GREW_PROBE_TYPES), np.isin(types, GREW_GALLERY_TYPES)
+    elif benchmark in ("hid", "mgr"):
+        is_probe = labels == PROBE_LABEL
+        is_gallery = ~is_probe
+    elif benchmark == "gait3d":
+        listed = set(probe_set or ())
+        is_probe = np.array([k in listed for k in sequence_keys(labels, types, views)], dtype=bool)
+        is_gallery = ~is_probe
+    else:
+        raise ValueError(f"benchmark must be one of {BENCHMARKS}, got {benchmark!r}")
+    rule = {"grew": "of type 03 / of type 01 or 02", "gait3d": "in PROBE_SET / not in PROBE_SET"}.get(
+        benchmark, f"labelled {PROBE_LABEL!r} / with another label"
+    )
+    if not is_probe.any() or not is_gallery.any():
+        raise ValueError(f"{benchmark}: {int(is_probe.sum())} probes and {int(is_gallery.sum())} gallery sequences "
+                         f"(sequences {rule}) among the test sequences: both sides are needed")  # fmt: skip
+    return is_probe, is_gallery
+
+
+def probe_ids(benchmark: str, keys: np.ndarray, types: np.ndarray, views: np.ndarray, probe_id: str) -> np.ndarray:
+    """The probe column of the files: ``"id-type-view"`` keys for Gait3D, else the ``view`` (or ``type``) folder.
+
+    Server rows must name distinct videos: duplicate ids are an error that names them.
+    """
+    if benchmark == "gait3d":
+        return keys
+    if probe_id not in PROBE_IDS:
+        raise ValueError(f"probe_id must be one of {PROBE_IDS}, got {probe_id!r}")
+    ids = views if probe_id == "view" else types
+    values, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        other = "type" if probe_id == "view" else "view"
+        raise ValueError(f"{int((counts > 1).sum())} probe ids occur more than once as the {probe_id} folder "
+                         f"(e.g. {values[counts > 1][:3].tolist()}): the server could not tell the videos apart; "
+                         f"is the video id the {other} folder (probe/<type>/<view>/)? pass --probe-id {other}")  # fmt: skip
+    return ids
+
+
+def _choose_formats(formats: Sequence[str] | None, benchmark: str) -> tuple[str, ...]:
+    """The files to write: the benchmark's own by default; a server set refuses the other server's format."""
+    if formats is None:
+        return FORMATS if benchmark == "gait3d" else (_SERVER_FORMAT[benchmark], "npz")
+    formats = tuple(formats)
+    if not formats or any(f not in FORMATS for f in formats):
+        raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {formats}")
+    if benchmark != "gait3d":
+        wrong = [f for f in formats if f not in (_SERVER_FORMAT[benchmark], "npz")]
+        if wrong:
+            raise ValueError(f"the {benchmark.upper()} server takes the {_SERVER_FORMAT[benchmark]!r} format "
+                             f"(submission.csv in submission.zip), not {wrong}")  # fmt: skip
+    return formats
 
 
 def _resolve(value: Path | None, cfg_value: Any, what: str) -> Path:
@@ -181,6 +327,68 @@ def _resolve(value: Path | None, cfg_value: Any, what: str) -> Path:
     return Path(str(cfg_value))
 
 
+def _embed(cfg: Mapping[str, Any], checkpoint: Path, data_root: Path, test_ids: Sequence[str], device: str,
+           cut: int | None, max_frames: int, batch_frames: int, progress: bool) -> dict[str, Any]:  # fmt: skip
+    """Features of every test sequence with the checkpoint's network (joints only for KP-RPE networks)."""
+    from kprpe_gait.nets import build_from_model_cfg, load_weights
+    from kprpe_gait.train import extract_features
+
+    net = build_from_model_cfg(cfg["model_cfg"])
+    load_weights(net, checkpoint)
+    net.to(device)
+    return extract_features(net, data_root, ids=test_ids, max_frames=max_frames, batch_frames=batch_frames,
+                            cut=cut, device=device, progress=progress)  # fmt: skip
+
+
+def ranking_distances(
+    probe_emb: np.ndarray, gallery_emb: np.ndarray, metric: str, rerank: bool = False, device: str | None = None
+) -> np.ndarray:
+    """``(P, G)`` distances the files rank by: OpenGait's ``cuda_dist``, or with ``rerank`` its
+    ``re_ranking`` (k1 = k2 = 6, lambda = 0.3) of the distances between all ``P + G`` sequences."""
+    if not rerank:
+        return np.asarray(pairwise_distance(probe_emb, gallery_emb, metric, device=device))
+    everything = np.concatenate([probe_emb, gallery_emb])
+    return k_reciprocal_rerank(np.asarray(pairwise_distance(everything, everything, metric, device=device)),
+                               len(probe_emb))  # fmt: skip
+
+
+def _write_metrics(out: Path, dist: np.ndarray, probe_labels: np.ndarray, gallery_labels: np.ndarray,
+                   metric: str, checkpoint: Path) -> dict[str, float] | None:  # fmt: skip
+    """Rank-k, mAP, mINP of the probes whose identity is in the gallery (printed, ``metrics.json``), else None."""
+    matched = np.isin(probe_labels, gallery_labels)
+    if not matched.any():
+        print("no probe identity occurs in the gallery (unlabelled probes): no metrics")
+        return None
+    if not matched.all():
+        print(f"{int((~matched).sum())} probes have no gallery sequence of their identity: left out of the metrics")
+    metrics = evaluate_retrieval(dist, probe_labels, gallery_labels)
+    print("  ".join(f"{name} {value:.2f}" for name, value in metrics.items()))
+    with atomic_target(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(dict(metrics, metric=metric, checkpoint=str(checkpoint)), indent=2) + "\n")
+    return metrics
+
+
+def _write_grew(out: Path, benchmark: str, ids: np.ndarray, gallery_labels: np.ndarray, dist: np.ndarray,
+                top_k: int, form: str) -> list[Path]:  # fmt: skip
+    k = min(top_k, len(gallery_labels))
+    if k < top_k:
+        print(f"the gallery holds {len(gallery_labels)} sequences: the GREW file ranks {k}, not {top_k}")
+    integer = all(str(label).isdigit() for label in gallery_labels)
+    names = ("grew_submission.csv",) if benchmark == "gait3d" else ("submission.csv", "submission.zip")
+    return [write_grew_csv(out / name, ids, gallery_labels, dist, top_k=k, label_format="int" if integer else "raw",
+                           form=form) for name in names]  # fmt: skip
+
+
+def _print_files_and_upload(benchmark: str, written: Mapping[str, list[Path]], out: Path) -> None:
+    for paths in written.values():
+        for path in paths:
+            print(f"wrote {path}")
+    upload = UPLOAD_STEPS[benchmark].format(zip=out / "submission.zip", metrics=out / "metrics.json")
+    if benchmark != "gait3d" and not any(p.suffix == ".zip" for paths in written.values() for p in paths):
+        upload = f"{benchmark.upper()}: no leaderboard file written (--formats); the server takes submission.zip"
+    print(f"next: {upload}")
+
+
 def submit(
     config: str | Path,
     checkpoint: str | Path,
@@ -188,22 +396,24 @@ def submit(
     data: str | Path | None = None,
     partition: str | Path | None = None,
     metric: str | None = None,
-    formats: Sequence[str] = FORMATS,
+    formats: Sequence[str] | None = None,
     device: str | None = None,
     top_k: int = GREW_TOP_K,
     cut: int | None = None,
     batch_frames: int = 720,
     progress: bool = True,
+    benchmark: str = "auto",
+    rerank: bool = False,
+    grew_form: str = "opengait",
+    probe_id: str = "view",
 ) -> dict[str, Any]:
     """Everything ``kprpe-gait submit`` does (see the module docstring); arguments as its options.
 
     Returns:
-        ``{"metrics": dict | None, "files": {format: [paths]}, "num_probes": P, "num_gallery": G}``.
+        ``{"benchmark": str, "metrics": dict | None, "files": {format: [paths]}, "num_probes": P,
+        "num_gallery": G}``.
     """
     import torch
-
-    from kprpe_gait.nets import build_from_model_cfg, load_weights
-    from kprpe_gait.train import extract_features
 
     cfg = load_config(config)
     checkpoint = Path(checkpoint)
@@ -216,68 +426,51 @@ def submit(
     metric = metric or evaluator_cfg.get("metric", "euc")
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
-    formats = tuple(formats)
-    if not formats or any(f not in FORMATS for f in formats):
-        raise ValueError(f"formats must be a non-empty subset of {FORMATS}, got {formats}")
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ValueError(f"top_k (--top-k) must be a positive integer, got {top_k!r}")
+    if grew_form not in GREW_FORMS:
+        raise ValueError(f"grew_form (--grew-form) must be one of {GREW_FORMS}, got {grew_form!r}")
     cut = _eval_cut(evaluator_cfg) if cut is None else cut
     max_frames = int(_section(evaluator_cfg, "sampler").get("frames_all_limit", 720))
-    test_ids, probe_set = _read_test_partition(partition_path)
-    _check_probes_present(data_root, test_ids, probe_set)
+    lists = _read_partition(partition_path)
+    benchmark = _choose_benchmark(benchmark, evaluator_cfg, data_cfg, lists)
+    formats = _choose_formats(formats, benchmark)
+    _check_partition(lists, benchmark, partition_path)
+    probe_set = lists["PROBE_SET"] if benchmark == "gait3d" else None
+    _check_data(data_root, lists["TEST_SET"], probe_set)
 
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    net = build_from_model_cfg(cfg["model_cfg"])
-    load_weights(net, checkpoint)
-    net.to(device)
-    features = extract_features(net, data_root, ids=test_ids, max_frames=max_frames, batch_frames=batch_frames,
-                                cut=cut, device=device, progress=progress)  # fmt: skip
-
-    keys = sequence_keys(features["labels"], features["types"], features["views"])
-    is_probe = gait3d_probe_mask(keys, probe_set)
-    if is_probe.all():
-        raise ValueError(f"every test sequence is listed in PROBE_SET of {partition_path}: the gallery is empty")
-    labels, keys_arr, emb = np.asarray(features["labels"]), np.asarray(keys), features["embeddings"]
-    probe_labels, gallery_labels = labels[is_probe], labels[~is_probe]
-    dist = pairwise_distance(emb[is_probe], emb[~is_probe], metric, device=device)  # (P, G)
-    print(f"{int(is_probe.sum())} probes, {int((~is_probe).sum())} gallery sequences, metric {metric}, cut {cut}")
+    features = _embed(cfg, checkpoint, data_root, lists["TEST_SET"], device, cut, max_frames, batch_frames, progress)
+    labels, types, views = (np.asarray(features[k]) for k in ("labels", "types", "views"))
+    is_probe, is_gallery = split_probes(benchmark, labels, types, views, probe_set)
+    keys = np.asarray(sequence_keys(labels, types, views))
+    ids = probe_ids(benchmark, keys[is_probe], types[is_probe], views[is_probe], probe_id)
+    emb = features["embeddings"]
+    dist = ranking_distances(emb[is_probe], emb[is_gallery], metric, rerank=rerank, device=device)  # (P, G)
+    described = f"{metric}, k-reciprocal re-ranked" if rerank else metric
+    print(f"{benchmark}: {int(is_probe.sum())} probes, {int(is_gallery.sum())} gallery sequences, "
+          f"metric {described}, cut {cut}")  # fmt: skip
 
     out = Path(out)
+    probe_labels, gallery_labels = labels[is_probe], labels[is_gallery]
     written: dict[str, list[Path]] = {}
-    metrics = None
-    matched = np.isin(probe_labels, gallery_labels)
-    if matched.any():
-        if not matched.all():
-            print(f"{int((~matched).sum())} probes have no gallery sequence of their identity: left out of the metrics")
-        metrics = evaluate_retrieval(dist, probe_labels, gallery_labels)
-        print("  ".join(f"{name} {value:.2f}" for name, value in metrics.items()))
-        with atomic_target(out / "metrics.json") as tmp:
-            tmp.write_text(json.dumps(dict(metrics, metric=metric, checkpoint=str(checkpoint)), indent=2) + "\n")
+    metrics = _write_metrics(out, dist, probe_labels, gallery_labels, described, checkpoint)
+    if metrics is not None:
         written["metrics"] = [out / "metrics.json"]
-    else:
-        print("no probe identity occurs in the gallery (unlabelled probes): no metrics")
-
-    probe_keys = keys_arr[is_probe]
     if "grew" in formats:
-        k = min(top_k, len(gallery_labels))
-        if k < top_k:
-            print(f"the gallery holds {len(gallery_labels)} sequences: the GREW file ranks {k}, not {top_k}")
-        integer = all(str(label).isdigit() for label in gallery_labels)
-        written["grew"] = [write_grew_csv(out / "grew_submission.csv", probe_keys, gallery_labels, dist, top_k=k,
-                                          label_format="int" if integer else "raw")]  # fmt: skip
+        written["grew"] = _write_grew(out, benchmark, ids, gallery_labels, dist, top_k, grew_form)
     if "challenge" in formats:
         predicted = nearest_labels(dist, gallery_labels)
-        written["challenge"] = [write_challenge_csv(out / name, probe_keys, predicted)
+        written["challenge"] = [write_challenge_csv(out / name, ids, predicted)
                                 for name in ("submission.csv", "submission.zip")]  # fmt: skip
     if "npz" in formats:
-        written["npz"] = [write_distance_npz(out / "distances.npz", dist, probe_keys, keys_arr[~is_probe],
-                                             probe_labels, gallery_labels, metric)]  # fmt: skip
-    for paths in written.values():
-        for path in paths:
-            print(f"wrote {path}")
+        written["npz"] = [write_distance_npz(out / "distances.npz", dist, keys[is_probe], keys[is_gallery],
+                                             probe_labels, gallery_labels, described)]  # fmt: skip
+    _print_files_and_upload(benchmark, written, out)
     return {
+        "benchmark": benchmark,
         "metrics": metrics,
         "files": written,
         "num_probes": int(is_probe.sum()),
-        "num_gallery": int((~is_probe).sum()),
+        "num_gallery": int(is_gallery.sum()),
     }

@@ -3,6 +3,10 @@
 Each folder holds ``00-sils.pkl`` (T, H, W) uint8 and ``01-joints.pkl`` (T, J, 3) float32 in pixels of
 that frame (:mod:`kprpe_gait.data.formats`). Both must hold the same frames; anything else is an error
 that names the file.
+
+Silhouette-only data (``GaitDataset(..., joints=False)``: OpenGait's GREW / HID / MGR pickles, one
+``<name>.pkl`` per folder) is read as OpenGait reads it with ``data_in_use: [true, ...]``: the first
+``.pkl`` of the folder by file name (``00-sils.pkl`` when present); no joint file is needed.
 """
 
 from __future__ import annotations
@@ -47,6 +51,14 @@ def read_partition(path: str | os.PathLike[str]) -> dict[str, list[str]]:
     return {k: [str(v) for v in data[k]] for k in PARTITION_KEYS}
 
 
+def _first_pickle(folder: Path) -> Path:
+    """The silhouette file of a silhouette-only folder: the first ``.pkl`` by name (OpenGait's index 0)."""
+    pickles = sorted(p for p in folder.iterdir() if p.suffix == ".pkl" and p.is_file())
+    if not pickles:
+        raise FileNotFoundError(f"no .pkl file in the sequence folder {folder}")
+    return pickles[0]
+
+
 def _load_pickle(path: Path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"missing {path}")
@@ -62,6 +74,7 @@ class GaitDataset:
         ids: identities to use (all found when ``None``); a listed identity without sequences is an error.
         num_joints: joints per frame the files must hold.
         cache: keep loaded arrays in memory.
+        joints: ``False``: silhouettes only (module docstring); :meth:`load` then returns ``(sils, None)``.
 
     Attributes:
         keys: :class:`SequenceKey` of every sequence, sorted.
@@ -75,8 +88,10 @@ class GaitDataset:
         ids: Iterable[str] | None = None,
         num_joints: int = NUM_JOINTS,
         cache: bool = True,
+        joints: bool = True,
     ) -> None:
         self.root = Path(root)
+        self.joints = joints
         if not self.root.is_dir():
             raise FileNotFoundError(f"no dataset folder at {self.root}")
         wanted = None if ids is None else sorted({str(i) for i in ids})
@@ -100,7 +115,7 @@ class GaitDataset:
         self.indices_by_label: dict[str, list[int]] = {label: [] for label in self.label_set}
         for i, k in enumerate(self.keys):
             self.indices_by_label[k.identity].append(i)
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray | None]] | None = {} if cache else None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -109,15 +124,21 @@ class GaitDataset:
         k = self.keys[index]
         return self.root / k.identity / k.seq_type / k.view
 
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(sils (T, H, W) uint8, joints (T, J, 3) float32)`` of sequence ``index``."""
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(sils (T, H, W) uint8, joints (T, J, 3) float32)`` of sequence ``index`` (joints ``None``
+        when the dataset reads silhouettes only)."""
         if self._cache is not None and index in self._cache:
             return self._cache[index]
         folder = self.folder(index)
-        sils = _load_pickle(folder / SIL_PKL_NAME)
-        joints = _load_pickle(folder / JOINT_PKL_NAME).astype(np.float32, copy=False)
+        sil_path = folder / SIL_PKL_NAME if self.joints else _first_pickle(folder)
+        sils = _load_pickle(sil_path)
         if sils.ndim != 3 or sils.shape[0] == 0:
-            raise ValueError(f"{folder / SIL_PKL_NAME}: expected (T, H, W) silhouettes with T > 0, got {sils.shape}")
+            raise ValueError(f"{sil_path}: expected (T, H, W) silhouettes with T > 0, got {sils.shape}")
+        if not self.joints:
+            if self._cache is not None:
+                self._cache[index] = (sils, None)
+            return sils, None
+        joints = _load_pickle(folder / JOINT_PKL_NAME).astype(np.float32, copy=False)
         if joints.ndim != 3 or joints.shape[1:] != (self.num_joints, 3):
             raise ValueError(
                 f"{folder / JOINT_PKL_NAME}: expected (T, {self.num_joints}, 3) joints, got {joints.shape}"

@@ -19,7 +19,12 @@ from kprpe_gait.nets import SwinGait2D
 
 from .dataset import GaitDataset, read_partition
 
-__all__ = ["extract_features"]
+__all__ = ["extract_features", "uses_joints"]
+
+
+def uses_joints(net: torch.nn.Module) -> bool:
+    """Whether a network takes joints: KP-RPE models (``rel_pos="kprpe"``) do, silhouette-only ones do not."""
+    return getattr(net, "rel_pos", None) == "kprpe"
 
 
 @torch.no_grad()
@@ -31,11 +36,12 @@ def extract_features(
     split: str = "TEST_SET",
     max_frames: int = 720,
     batch_frames: int = 720,
-    cut: int = 10,
+    cut: int | None = 10,
     device: torch.device | str | None = None,
     progress: bool = True,
     transform: Callable[[int, np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
     replace_joints: Callable[[int, np.ndarray], np.ndarray] | None = None,
+    joints: bool | None = None,
 ) -> dict[str, object]:
     """Embeddings of every sequence of some identities under an OpenGait pickle root.
 
@@ -50,10 +56,12 @@ def extract_features(
         cut: side cut, as in training.
         device: where to run (the network's device by default).
         progress: show a tqdm bar.
-        transform: ``(index, sils (T, H, W) uint8, joints (T, J, 3) px) -> (sils, joints)`` applied to each
-            stored sequence first (e.g. a controlled translation, :mod:`kprpe_gait.eval.reliance`).
+        transform: ``(index, sils (T, H, W) uint8, joints (T, J, 3) px or None) -> (sils, joints)`` applied to
+            each stored sequence first (e.g. a controlled translation, :mod:`kprpe_gait.eval.reliance`).
         replace_joints: ``(index, joints (T, J, 3) in [0, 1]) -> joints`` applied to the network's joint
             input (e.g. a constant pose, another sequence's joints: the reliance probe).
+        joints: read and feed joints; ``None``: only when the network uses them (``rel_pos="kprpe"``).
+            ``False`` reads silhouettes only (no ``01-joints.pkl`` needed; :class:`GaitDataset`).
 
     Returns:
         ``{"embeddings": (N, c, p) float32, "labels": [id], "types": [type], "views": [view]}``,
@@ -65,32 +73,38 @@ def extract_features(
         ids = read_partition(partition)[split]
     if max_frames < 1 or batch_frames < 1:
         raise ValueError(f"max_frames and batch_frames must be >= 1, got {max_frames}, {batch_frames}")
-    dataset = GaitDataset(dataset_root, ids=ids, cache=False)
+    if joints is None:
+        joints = uses_joints(net)
+    dataset = GaitDataset(dataset_root, ids=ids, cache=False, joints=joints)
     device = torch.device(device) if device is not None else next(net.parameters()).device
     was_training = net.training
     net.eval()
 
     outputs: list[np.ndarray] = []
-    pending: list[tuple[np.ndarray, np.ndarray]] = []
+    pending: list[tuple[np.ndarray, np.ndarray | None]] = []
 
     def flush() -> None:
         if not pending:
             return
         sils = torch.from_numpy(np.concatenate([s for s, _ in pending]))[None].to(device)  # (1, sum T, H, W)
-        joints = torch.from_numpy(np.concatenate([j for _, j in pending]))[None].to(device)
+        frame_joints = None
+        if joints:
+            frame_joints = torch.from_numpy(np.concatenate([j for _, j in pending]))[None].to(device)
         lengths = [len(s) for s, _ in pending]
-        outputs.append(net(sils, joints, seqL=lengths)["embeddings"].float().cpu().numpy())
+        outputs.append(net(sils, frame_joints, seqL=lengths)["embeddings"].float().cpu().numpy())
         pending.clear()
 
     try:
         for index in tqdm(range(len(dataset)), desc="features", disable=not progress, dynamic_ncols=True):
-            sils, joints = dataset.load(index)
-            sils, joints = sils[:max_frames], joints[:max_frames]
+            sils, seq_joints = dataset.load(index)
+            sils = sils[:max_frames]
+            seq_joints = None if seq_joints is None else seq_joints[:max_frames]
             if transform is not None:
-                sils, joints = transform(index, sils, joints)
-            sequence = network_inputs(sils, joints, cut=cut, name=str(dataset.folder(index)))
-            if replace_joints is not None:
-                sequence = (sequence[0], np.ascontiguousarray(replace_joints(index, sequence[1]), dtype=np.float32))
+                sils, seq_joints = transform(index, sils, seq_joints)
+            sequence = network_inputs(sils, seq_joints, cut=cut, name=str(dataset.folder(index)))
+            if replace_joints is not None and sequence[1] is not None:
+                replaced = np.ascontiguousarray(replace_joints(index, sequence[1]), dtype=np.float32)
+                sequence = (sequence[0], replaced)
             if pending and sum(len(s) for s, _ in pending) + len(sequence[0]) > batch_frames:
                 flush()
             pending.append(sequence)

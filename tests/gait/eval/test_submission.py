@@ -59,6 +59,22 @@ def test_grew_csv_default_has_twenty_ranks(tmp_path):
     assert ranks == expected
 
 
+def test_grew_template_form_and_zip(tmp_path):
+    # GREW-Benchmark's template: a 22nd column rank1_distractor (here the rank-1 label) and CRLF line ends
+    path = write_grew_csv(tmp_path / "t.csv", ["p0", "p1"], GALLERY, DIST, top_k=3, form="template")
+    assert path.read_bytes() == b"videoId,rank1,rank2,rank3,rank1_distractor\r\np0,3,7,7,3\r\np1,7,7,3,7\r\n"
+    assert read_grew_csv(path) == (["p0", "p1"], [["3", "7", "7"], ["7", "7", "3"]])
+    archive_path = write_grew_csv(tmp_path / "submission.zip", ["p0", "p1"], GALLERY, DIST, top_k=3)
+    with zipfile.ZipFile(archive_path) as archive:
+        assert archive.namelist() == ["submission.csv"]
+        assert archive.read("submission.csv") == b"videoId,rank1,rank2,rank3\np0,3,7,7\np1,7,7,3\n"
+    assert read_grew_csv(archive_path) == read_grew_csv(path)
+    with pytest.raises(ValueError, match="GREW form must be one of"):
+        write_grew_csv(tmp_path / "x.csv", ["p0", "p1"], GALLERY, DIST, top_k=1, form="codalab")
+    with pytest.raises(ValueError, match=r"submissions are \.csv or \.zip"):
+        write_grew_csv(tmp_path / "x.txt", ["p0", "p1"], GALLERY, DIST, top_k=1)
+
+
 def test_grew_csv_errors(tmp_path):
     with pytest.raises(ValueError, match="not an integer"):
         write_grew_csv(tmp_path / "g.csv", ["p0", "p1"], ["a", "b", "c"], DIST, top_k=2)
