@@ -10,16 +10,27 @@ def test_quick_demo_end_to_end_and_rerun_reuses_everything(tmp_path, capsys):
     out = tmp_path / "demo"
     assert cli.main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "| SwinGait-2D |" in printed and "| SwinGait-2D + KP-RPE |" in printed and "mAP misaligned" in printed
+    for arm in demo.ARMS.values():
+        assert f"| {arm.name} |" in printed
+    assert "mAP misaligned" in printed and "Keypoint reliance" in printed and "mAP mean pose" in printed
     summary = json.loads((out / "results.json").read_text())
-    assert set(summary["results"]) == {"swin", "kprpe"}
-    for results in summary["results"].values():
-        assert set(results) == {"aligned", "misaligned"}
+    assert set(summary["results"]) == set(demo.ARMS)
+    for model, results in summary["results"].items():
+        assert set(results) == set(demo.SPLITS)
         for metrics in results.values():
             assert set(demo.METRICS) <= set(metrics) and all(0 <= metrics[m] <= 100 for m in demo.METRICS)
+        for split in demo.PROBE_SPLITS:  # the reliance probe: three joint modes, bias rows per layer
+            probe = summary["reliance"][model][split]
+            assert set(probe["metrics"]) == {"own", "mean_pose", "shuffled"} and len(probe["bias"]) == 4
+            assert probe["metrics"]["own"] == results[split]
+    # the Swin model and the control cannot depend on the joints: exactly the same numbers with any joints
+    for model in ("swin", "kprpe_const"):
+        probe = summary["reliance"][model]["misaligned"]
+        assert probe["metrics"]["own"] == probe["metrics"]["mean_pose"] == probe["metrics"]["shuffled"]
+        assert probe["embedding_change"] == 0.0 and probe["keypoint_bias"] == 0.0
     assert summary["train"]["kprpe"]["iterations"] == demo.PRESETS["quick"].iterations
     assert (out / "results.png").stat().st_size > 10_000
-    for model in ("swin", "kprpe"):
+    for model in demo.ARMS:
         assert any((out / "tb" / model).glob("events.out.tfevents*"))
         assert (out / "runs" / model / "checkpoints" / "iter-00003.pt").is_file()
     assert (out / "synthgait-tiny" / "pkl-misaligned").is_dir()
@@ -38,11 +49,11 @@ def test_format_table_layout():
         "kprpe": {"aligned": {"Rank-1": 60.0, "Rank-5": 80.0, "mAP": 45.0, "mINP": 35.0}},
     }}  # fmt: skip
     lines = demo.format_table(summary).splitlines()
-    assert lines[0].startswith(
-        "| model | Rank-1 aligned | Rank-5 aligned | mAP aligned | mINP aligned | Rank-1 misaligned"
-    )
-    assert lines[2] == "| SwinGait-2D | 50.00 | 75.00 | 40.12 | 30.00 | 25.00 | 50.00 | 20.00 | 10.00 |"
-    assert lines[3] == "| SwinGait-2D + KP-RPE | 60.00 | 80.00 | 45.00 | 35.00 | - | - | - | - |"
+    assert lines[0] == "| model | Rank-1 aligned | mAP aligned | Rank-1 misaligned | mAP misaligned |"
+    assert lines[2] == "| SwinGait-2D | 50.00 | 40.12 | 25.00 | 20.00 |"
+    assert lines[3] == "| SwinGait-2D + KP-RPE | 60.00 | 45.00 | - | - |"
+    full = demo.format_table(summary, demo.METRICS).splitlines()
+    assert full[2] == "| SwinGait-2D | 50.00 | 75.00 | 40.12 | 30.00 | 25.00 | 50.00 | 20.00 | 10.00 |"
 
 
 def test_opengait_root_delegates_to_the_plugin(tmp_path, monkeypatch, capsys):
