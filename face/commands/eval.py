@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ijb-name", choices=["IJBB", "IJBC"], help="the set of a single --ijb folder not named so")
     parser.add_argument("--raw", type=Path, help=".bin of raw photos with landmarks/boxes sidecars (Fig. 5 path)")
     parser.add_argument("--path-steps", type=int, default=0, help="points t in [0, 1] along the path (needs --raw)")
+    parser.add_argument(
+        "--tar-readout",
+        choices=["field", "full"],
+        default="field",
+        help="TAR@FAR on sklearn's drop_intermediate ROC as insightface/CVLface (field, default) or the full ROC",
+    )
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="flip TTA (default on)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default=None, help="e.g. cpu or cuda (default: where the model is)")
@@ -88,11 +94,13 @@ def run(args: argparse.Namespace) -> int:
     common = {"flip": args.flip, "batch_size": args.batch_size, "progress": not args.no_progress}
     results: dict = {"model": str(args.model), "flip": args.flip, "verification": {}, "identification": {}, "ijb": {}}
     for name, pairs in sets.items():
-        results["verification"][name] = evaluate_verification(model, pairs, landmarks, **common)
+        results["verification"][name] = evaluate_verification(
+            model, pairs, landmarks, readout=args.tar_readout, **common
+        )
     for name, data in identification.items():
         results["identification"][name] = evaluate_identification(model, data, **common)
     for data in ijb:
-        results["ijb"][data.name] = evaluate_ijb(model, data, **common)
+        results["ijb"][data.name] = evaluate_ijb(model, data, readout=args.tar_readout, **common)
     if raw is not None:
         results["path"] = evaluate_path(model, raw, args.path_steps, **common)
     write_results(args.out, results)

@@ -13,6 +13,7 @@ from face.eval.identification import identification_metrics
 from face.eval.ijb import IJB_FARS, SCORINGS, evaluate_ijb, ijb_features, ijb_metrics, pair_scores, template_features
 from face.eval.path import alignment_matrix, interpolate_affine, path_crops
 from face.eval.verification import (
+    READOUTS,
     THRESHOLDS,
     kfold_accuracy,
     pair_distances,
@@ -23,6 +24,7 @@ from face.eval.verification import (
 
 __all__ = [
     "IJB_FARS",
+    "READOUTS",
     "SCORINGS",
     "THRESHOLDS",
     "alignment_matrix",

@@ -36,8 +36,10 @@ def evaluate_verification(
     batch_size: int = 64,
     device: torch.device | str | None = None,
     progress: bool = False,
+    readout: str = "field",
 ) -> dict:
-    """Embed the ``2N`` images of ``pairs`` and compute :func:`~face.eval.verification.verification_metrics`.
+    """Embed the ``2N`` images of ``pairs`` and compute :func:`~face.eval.verification.verification_metrics`
+    (TAR@FAR read as ``readout``).
 
     Args:
         pairs: images of the model's input size (e.g. 112x112 aligned or detection crops).
@@ -50,7 +52,7 @@ def evaluate_verification(
     images = pairs.images()
     size = tuple(images[0].shape[1:])
     embeddings = embed(model, images, _unit_landmarks(points, size), flip, batch_size, device, progress)
-    result = verification_metrics(embeddings, pairs.issame)
+    result = verification_metrics(embeddings, pairs.issame, readout=readout)
     result.update(flip=flip, landmarks=points is not None, image_size=list(size))
     return result
 
@@ -107,6 +109,9 @@ def evaluate_path(
     return out
 
 
+_READOUT_NOTE = "field = sklearn roc_curve drop_intermediate, as insightface/CVLface; full = every ROC point"
+
+
 def _tar_header(tar_at_far: dict) -> str:
     return " ".join(f"{'TAR@' + far:>11}" for far in tar_at_far)
 
@@ -139,6 +144,9 @@ def format_table(results: dict) -> str:
         lines.append(f"({m['images']} images, {m['templates']} templates, {m['positives']} + {m['negatives']} pairs)")
     if any(not v["resolved"] for tars in tar_sets for v in tars.values()):
         lines.append("* target FAR below 1 / negatives: read at the nearest FAR the set has")
+    readouts = {m.get("tar_readout") for m in [*verification.values(), *results.get("ijb", {}).values()]}
+    if tar_sets and readouts - {None}:
+        lines.append("TAR@FAR readout: " + ", ".join(sorted(readouts - {None})) + f" ({_READOUT_NOTE})")
     for name, m in results.get("identification", {}).items():
         ranks = "  ".join(f"{key} {100 * value:.2f}" for key, value in m.items() if key.startswith("rank"))
         lines.append(f"{name}: {ranks}  ({m['probes']} probes, {m['gallery']} gallery)")
