@@ -19,7 +19,13 @@ from face.data.recordio import (
     unpack_record,
     write_face_recordio,
 )
-from face.data.verification import VerificationPairs, read_verification_bin, sidecar_path, write_verification_bin
+from face.data.verification import (
+    VerificationPairs,
+    read_verification_bin,
+    sidecar_path,
+    write_landmark_sidecars,
+    write_verification_bin,
+)
 
 __all__ = [
     "DISTRACTOR_LABEL",
@@ -50,5 +56,6 @@ __all__ = [
     "unpack_record",
     "warp_faces",
     "write_face_recordio",
+    "write_landmark_sidecars",
     "write_verification_bin",
 ]

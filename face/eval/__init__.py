@@ -1,7 +1,7 @@
 """Face evaluation: embeddings with flip TTA, LFW-protocol verification, TAR@FAR, IJB-B/C template
 verification, rank-k identification, and the paper's Fig. 5 path from the detection crop to the aligned crop."""
 
-from face.eval.embedding import embed, normalise_images
+from face.eval.embedding import embed, embed_views, normalise_images
 from face.eval.evaluate import (
     evaluate_identification,
     evaluate_path,
@@ -11,6 +11,13 @@ from face.eval.evaluate import (
 )
 from face.eval.identification import identification_metrics
 from face.eval.ijb import IJB_FARS, SCORINGS, evaluate_ijb, ijb_features, ijb_metrics, pair_scores, template_features
+from face.eval.landmark_sources import (
+    LANDMARK_SOURCES,
+    PairLandmarks,
+    detect_landmarks,
+    pair_landmarks,
+    template_landmarks,
+)
 from face.eval.path import alignment_matrix, interpolate_affine, path_crops
 from face.eval.verification import (
     READOUTS,
@@ -24,11 +31,15 @@ from face.eval.verification import (
 
 __all__ = [
     "IJB_FARS",
+    "LANDMARK_SOURCES",
+    "PairLandmarks",
     "READOUTS",
     "SCORINGS",
     "THRESHOLDS",
     "alignment_matrix",
+    "detect_landmarks",
     "embed",
+    "embed_views",
     "evaluate_identification",
     "evaluate_ijb",
     "evaluate_path",
@@ -41,10 +52,12 @@ __all__ = [
     "kfold_accuracy",
     "normalise_images",
     "pair_distances",
+    "pair_landmarks",
     "pair_scores",
     "path_crops",
     "roc_curve",
     "tar_at_far",
+    "template_landmarks",
     "template_features",
     "verification_metrics",
     "write_results",

@@ -13,8 +13,10 @@ from tqdm import tqdm
 from face.align import normalise_landmarks
 from face.data.identification import IdentificationSet
 from face.data.verification import VerificationPairs
-from face.eval.embedding import embed
+from face.detect.base import FaceDetector
+from face.eval.embedding import embed, embed_views
 from face.eval.identification import identification_metrics
+from face.eval.landmark_sources import PairLandmarks, pair_landmarks
 from face.eval.path import path_crops
 from face.eval.verification import verification_metrics
 from kprpe.io import atomic_write_text
@@ -28,32 +30,71 @@ def _unit_landmarks(points: np.ndarray | torch.Tensor | None, size: tuple[int, i
     return normalise_landmarks(torch.as_tensor(points, dtype=torch.float32), size)
 
 
+def _verification_landmarks(
+    pairs: VerificationPairs,
+    landmarks: np.ndarray | torch.Tensor | PairLandmarks | None,
+    source: str | None,
+    detector: FaceDetector | None,
+    progress: bool,
+) -> PairLandmarks | None:
+    """The landmarks to use: explicit ones, else ``source``, else the sidecar when there is one."""
+    if landmarks is not None and source is not None:
+        raise ValueError(f"give either landmarks or a landmark source, not both (source {source!r})")
+    if isinstance(landmarks, PairLandmarks):
+        if len(landmarks.landmarks) != len(pairs.encoded):
+            raise ValueError(f"{pairs.path}: {len(pairs.encoded)} images but {len(landmarks.landmarks)} landmark sets")
+        return landmarks
+    if landmarks is not None:
+        array = np.asarray(landmarks.cpu() if isinstance(landmarks, torch.Tensor) else landmarks, np.float32)
+        if len(array) != len(pairs.encoded):
+            raise ValueError(f"{pairs.path}: {len(pairs.encoded)} images but {len(array)} landmark sets")
+        return PairLandmarks(array, None, "file")
+    if source is None:
+        return None if pairs.landmarks is None else pair_landmarks(pairs, "sidecar")
+    return pair_landmarks(pairs, source, detector, progress)
+
+
 def evaluate_verification(
     model: nn.Module,
     pairs: VerificationPairs,
-    landmarks: np.ndarray | torch.Tensor | None = None,
+    landmarks: np.ndarray | torch.Tensor | PairLandmarks | None = None,
     flip: bool = True,
     batch_size: int = 64,
     device: torch.device | str | None = None,
     progress: bool = False,
     readout: str = "field",
+    landmark_source: str | None = None,
+    detector: FaceDetector | None = None,
 ) -> dict:
     """Embed the ``2N`` images of ``pairs`` and compute :func:`~face.eval.verification.verification_metrics`
     (TAR@FAR read as ``readout``).
 
     Args:
         pairs: images of the model's input size (e.g. 112x112 aligned or detection crops).
-        landmarks: ``(2N, 5, 2|3)`` pixel landmarks on the images; ``pairs.landmarks`` (the sidecar) by
-            default; none at all: the model is called without landmarks.
+        landmarks: ``(2N, 5, 2|3)`` pixel landmarks on the images (the mirrors get them mirrored), or a
+            :class:`~face.eval.landmark_sources.PairLandmarks` (e.g. from ``pair_landmarks``).
+        landmark_source: ``"detect"`` / ``"template"`` / ``"sidecar"``
+            (:mod:`face.eval.landmark_sources`; ``"detect"`` needs ``detector``). With neither this nor
+            ``landmarks``: the sidecar when the set has one, else the model is called without landmarks.
+
+    Returns:
+        the metrics plus ``landmarks`` (bool), ``landmark_source`` and ``landmarks_missing`` (images, mirrors
+        counted apart, with no landmark at all).
     """
-    points = pairs.landmarks if landmarks is None else landmarks
-    if points is not None and len(points) != len(pairs.encoded):
-        raise ValueError(f"{pairs.path}: {len(pairs.encoded)} images but {len(points)} landmark sets")
+    points = _verification_landmarks(pairs, landmarks, landmark_source, detector, progress)
     images = pairs.images()
     size = tuple(images[0].shape[1:])
-    embeddings = embed(model, images, _unit_landmarks(points, size), flip, batch_size, device, progress)
-    result = verification_metrics(embeddings, pairs.issame, readout=readout)
-    result.update(flip=flip, landmarks=points is not None, image_size=list(size))
+    unit = None if points is None else _unit_landmarks(points.landmarks, size)
+    mirrored = None if points is None or points.flipped is None or not flip else _unit_landmarks(points.flipped, size)
+    views = embed_views(model, images, unit, flip, batch_size, device, progress, mirrored)
+    result = verification_metrics(views.sum(1), pairs.issame, readout=readout)
+    result.update(
+        flip=flip,
+        landmarks=points is not None,
+        landmark_source=None if points is None else points.source,
+        landmarks_missing=0 if points is None else points.missing,
+        image_size=list(size),
+    )
     return result
 
 
