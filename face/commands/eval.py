@@ -150,9 +150,7 @@ def run(args: argparse.Namespace) -> int:
             if args.save_landmarks and chosen == "detect":
                 for side in write_landmark_sidecars(path, points.landmarks, points.flipped):
                     print(f"landmarks -> {side}")
-        results["verification"][name] = evaluate_verification(
-            model, pairs, points, readout=args.tar_readout, **common
-        )
+        results["verification"][name] = evaluate_verification(model, pairs, points, readout=args.tar_readout, **common)
     for name, data in identification.items():
         results["identification"][name] = evaluate_identification(model, data, **common)
     for data in ijb:

@@ -8,6 +8,7 @@ from face.eval.evaluate import (
     evaluate_verification,
     format_table,
     write_results,
+    xnorm,
 )
 from face.eval.identification import identification_metrics
 from face.eval.ijb import IJB_FARS, SCORINGS, evaluate_ijb, ijb_features, ijb_metrics, pair_scores, template_features
@@ -61,4 +62,5 @@ __all__ = [
     "template_features",
     "verification_metrics",
     "write_results",
+    "xnorm",
 ]

@@ -21,13 +21,27 @@ from face.eval.path import path_crops
 from face.eval.verification import verification_metrics
 from kprpe.io import atomic_write_text
 
-__all__ = ["evaluate_identification", "evaluate_path", "evaluate_verification", "format_table", "write_results"]
+__all__ = [
+    "evaluate_identification",
+    "evaluate_path",
+    "evaluate_verification",
+    "format_table",
+    "write_results",
+    "xnorm",
+]
 
 
 def _unit_landmarks(points: np.ndarray | torch.Tensor | None, size: tuple[int, int]) -> torch.Tensor | None:
     if points is None:
         return None
     return normalise_landmarks(torch.as_tensor(points, dtype=torch.float32), size)
+
+
+def xnorm(views: torch.Tensor) -> float:
+    """insightface's XNorm: the mean L2 norm of the unnormalised embeddings ``(N, V, D)`` of every view
+    (the images and, with flip TTA, their mirrors, each embedded alone: not the flip-summed ones), in float64.
+    Logged beside the accuracy by insightface's ``verification.test``; a feature-norm health check."""
+    return float(views.to(torch.float64).norm(dim=-1).mean())
 
 
 def _verification_landmarks(
@@ -78,8 +92,8 @@ def evaluate_verification(
             ``landmarks``: the sidecar when the set has one, else the model is called without landmarks.
 
     Returns:
-        the metrics plus ``landmarks`` (bool), ``landmark_source`` and ``landmarks_missing`` (images, mirrors
-        counted apart, with no landmark at all).
+        the metrics plus ``xnorm`` (:func:`xnorm`), ``landmarks`` (bool), ``landmark_source`` and
+        ``landmarks_missing`` (images, mirrors counted apart, with no landmark at all).
     """
     points = _verification_landmarks(pairs, landmarks, landmark_source, detector, progress)
     images = pairs.images()
@@ -89,6 +103,7 @@ def evaluate_verification(
     views = embed_views(model, images, unit, flip, batch_size, device, progress, mirrored)
     result = verification_metrics(views.sum(1), pairs.issame, readout=readout)
     result.update(
+        xnorm=xnorm(views),
         flip=flip,
         landmarks=points is not None,
         landmark_source=None if points is None else points.source,
@@ -168,13 +183,14 @@ def format_table(results: dict) -> str:
     tar_sets = []  # every printed TAR@FAR row, for the footnote
     verification = results.get("verification", {})
     if verification:
-        header = f"{'set':<24} {'pairs':>6} {'accuracy':>16} " + _tar_header(
+        header = f"{'set':<24} {'pairs':>6} {'accuracy':>16} {'XNorm':>8} " + _tar_header(
             next(iter(verification.values()))["tar_at_far"]
         )
         lines += [header, "-" * len(header)]
         for name, m in verification.items():
             accuracy = f"{100 * m['accuracy']:.2f} +- {100 * m['accuracy_std']:.2f}"
-            lines.append(f"{name:<24} {m['pairs']:>6} {accuracy:>16} {_tar_cells(m['tar_at_far'])}")
+            norm = f"{m['xnorm']:>8.3f}" if "xnorm" in m else f"{'-':>8}"
+            lines.append(f"{name:<24} {m['pairs']:>6} {accuracy:>16} {norm} {_tar_cells(m['tar_at_far'])}")
             tar_sets.append(m["tar_at_far"])
     for name, m in results.get("ijb", {}).items():
         header = f"{name + ' scoring':<24} " + _tar_header(next(iter(m["tar_at_far"].values())))

@@ -137,4 +137,3 @@ def pair_landmarks(
         raise ValueError("landmark source 'detect' needs a detector (e.g. face.detect.MTCNNDetector())")
     landmarks, flipped = detect_landmarks(pairs.images(), detector, progress=progress)
     return PairLandmarks(landmarks, flipped, "detect", _missing(landmarks) + _missing(flipped))
-
