@@ -15,7 +15,8 @@ there is one, else ``detect`` (nothing for a model that reads no landmarks: ``rp
 ``--save-landmarks`` writes detected landmarks as sidecars, so later runs reuse them; ``--raw`` is a ``.bin`` of raw photos with ``landmarks`` and
 ``boxes`` sidecars (see :mod:`face.data.verification`). ``--ijb`` takes IJB-B / IJB-C folders of insightface's
 ``IJB_release`` (named ``IJBB`` / ``IJBC``, or ``--ijb-name`` for one folder) and runs the 1:1 template protocol
-(:mod:`face.eval.ijb`). Results go to ``--out`` as JSON and are printed as a table.
+(:mod:`face.eval.ijb`), the 1:N identification of insightface's ``ijb_1n.py`` (:mod:`face.eval.ijb_search`) or
+both (``--ijb-protocol 1:1|1:N|both``). Results go to ``--out`` as JSON and are printed as a table.
 """
 
 from __future__ import annotations
@@ -39,6 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--identification", type=Path, nargs="*", default=[], help="TinyFace-style folder(s)")
     parser.add_argument("--ijb", type=Path, nargs="*", default=[], help="IJB-B / IJB-C folder(s) (IJB_release layout)")
+    parser.add_argument(
+        "--ijb-protocol",
+        choices=["1:1", "1:N", "both"],
+        default="1:1",
+        help="IJB template verification (1:1), identification as insightface's ijb_1n.py (1:N), or both",
+    )
     parser.add_argument("--ijb-name", choices=["IJBB", "IJBC"], help="the set of a single --ijb folder not named so")
     parser.add_argument("--raw", type=Path, help=".bin of raw photos with landmarks/boxes sidecars (Fig. 5 path)")
     parser.add_argument("--path-steps", type=int, default=0, help="points t in [0, 1] along the path (needs --raw)")
@@ -96,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     from face.data.verification import write_landmark_sidecars
     from face.eval import (
         evaluate_identification,
-        evaluate_ijb,
+        evaluate_ijb_protocols,
         evaluate_path,
         evaluate_verification,
         format_table,
@@ -154,7 +161,12 @@ def run(args: argparse.Namespace) -> int:
     for name, data in identification.items():
         results["identification"][name] = evaluate_identification(model, data, **common)
     for data in ijb:
-        results["ijb"][data.name] = evaluate_ijb(model, data, readout=args.tar_readout, **common)
+        protocols = ("1:1", "1:N") if args.ijb_protocol == "both" else (args.ijb_protocol,)
+        done = evaluate_ijb_protocols(model, data, protocols, readout=args.tar_readout, **common)
+        if "1:1" in done:
+            results["ijb"][data.name] = done["1:1"]
+        if "1:N" in done:
+            results.setdefault("ijb_1n", {})[data.name] = done["1:N"]
     if raw is not None:
         results["path"] = evaluate_path(model, raw, args.path_steps, **common)
     write_results(args.out, results)

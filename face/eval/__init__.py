@@ -3,7 +3,9 @@ verification, rank-k identification, and the paper's Fig. 5 path from the detect
 
 from face.eval.embedding import embed, embed_views, normalise_images
 from face.eval.evaluate import (
+    IJB_PROTOCOLS,
     evaluate_identification,
+    evaluate_ijb_protocols,
     evaluate_path,
     evaluate_verification,
     format_table,
@@ -12,6 +14,7 @@ from face.eval.evaluate import (
 )
 from face.eval.identification import identification_metrics
 from face.eval.ijb import IJB_FARS, SCORINGS, evaluate_ijb, ijb_features, ijb_metrics, pair_scores, template_features
+from face.eval.ijb_search import IJB_FPIRS, IJB_RANKS, ijb_search_metrics, search_metrics
 from face.eval.landmark_sources import (
     LANDMARK_SOURCES,
     PairLandmarks,
@@ -32,6 +35,9 @@ from face.eval.verification import (
 
 __all__ = [
     "IJB_FARS",
+    "IJB_FPIRS",
+    "IJB_PROTOCOLS",
+    "IJB_RANKS",
     "LANDMARK_SOURCES",
     "PairLandmarks",
     "READOUTS",
@@ -43,12 +49,14 @@ __all__ = [
     "embed_views",
     "evaluate_identification",
     "evaluate_ijb",
+    "evaluate_ijb_protocols",
     "evaluate_path",
     "evaluate_verification",
     "format_table",
     "identification_metrics",
     "ijb_features",
     "ijb_metrics",
+    "ijb_search_metrics",
     "interpolate_affine",
     "kfold_accuracy",
     "normalise_images",
@@ -57,6 +65,7 @@ __all__ = [
     "pair_scores",
     "path_crops",
     "roc_curve",
+    "search_metrics",
     "tar_at_far",
     "template_landmarks",
     "template_features",

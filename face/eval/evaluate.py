@@ -12,17 +12,22 @@ from tqdm import tqdm
 
 from face.align import normalise_landmarks
 from face.data.identification import IdentificationSet
+from face.data.ijb import IJBSet, read_ijb_pairs, read_ijb_search
 from face.data.verification import VerificationPairs
 from face.detect.base import FaceDetector
 from face.eval.embedding import embed, embed_views
 from face.eval.identification import identification_metrics
+from face.eval.ijb import ijb_features, ijb_metrics
+from face.eval.ijb_search import ijb_search_metrics
 from face.eval.landmark_sources import PairLandmarks, pair_landmarks
 from face.eval.path import path_crops
 from face.eval.verification import verification_metrics
 from kprpe.io import atomic_write_text
 
 __all__ = [
+    "IJB_PROTOCOLS",
     "evaluate_identification",
+    "evaluate_ijb_protocols",
     "evaluate_path",
     "evaluate_verification",
     "format_table",
@@ -168,6 +173,40 @@ def evaluate_path(
 _READOUT_NOTE = "field = sklearn roc_curve drop_intermediate, as insightface/CVLface; full = every ROC point"
 
 
+IJB_PROTOCOLS = ("1:1", "1:N")
+
+
+def evaluate_ijb_protocols(
+    model: nn.Module,
+    data: IJBSet,
+    protocols: tuple[str, ...] = ("1:1",),
+    flip: bool = True,
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+    readout: str = "field",
+) -> dict:
+    """IJB-B / IJB-C 1:1 verification (:mod:`face.eval.ijb`) and / or 1:N identification
+    (:mod:`face.eval.ijb_search`) from one feature pass; the lists are read first, so a malformed one fails
+    before the long feature pass.
+
+    Returns:
+        ``{"1:1": ..., "1:N": ...}`` for the protocols asked.
+    """
+    unknown = set(protocols) - set(IJB_PROTOCOLS)
+    if unknown or not protocols:
+        raise ValueError(f"IJB protocols must be among {IJB_PROTOCOLS}, got {protocols}")
+    pairs = read_ijb_pairs(data.pair_file, data.templates) if "1:1" in protocols else None
+    search = read_ijb_search(data) if "1:N" in protocols else None
+    features = ijb_features(model, data, flip, batch_size, device=device, progress=progress)
+    out = {}
+    if pairs is not None:
+        out["1:1"] = ijb_metrics(features, data, pairs, readout=readout) | {"flip": flip}
+    if search is not None:
+        out["1:N"] = ijb_search_metrics(features, data, search) | {"flip": flip}
+    return out
+
+
 def _tar_header(tar_at_far: dict) -> str:
     return " ".join(f"{'TAR@' + far:>11}" for far in tar_at_far)
 
@@ -175,6 +214,21 @@ def _tar_header(tar_at_far: dict) -> str:
 def _tar_cells(tar_at_far: dict) -> str:
     """TAR in % per target FAR; ``*`` marks a FAR below ``1 / negatives`` (read at the nearest one)."""
     return " ".join(f"{100 * v['tar']:>10.2f}{'' if v['resolved'] else '*'}" for v in tar_at_far.values())
+
+
+def _search_lines(name: str, m: dict) -> list[str]:
+    """Table rows of an IJB 1:N result: TPIR@FPIR and rank-k per scoring."""
+    first = next(iter(m["scorings"].values()))
+    fpirs = " ".join(f"{'TPIR@' + fpir:>11}" for fpir in first["tpir_at_fpir"])
+    ranks = " ".join(f"{key:>7}" for key in first if key.startswith("rank"))
+    header = f"{name + ' 1:N scoring':<24} {fpirs} {ranks}"
+    lines = [header, "-" * len(header)]
+    for scoring, r in m["scorings"].items():
+        cells = " ".join(f"{100 * v['tpir']:>11.2f}" for v in r["tpir_at_fpir"].values())
+        rank_cells = " ".join(f"{100 * v:>7.2f}" for key, v in r.items() if key.startswith("rank"))
+        lines.append(f"{scoring:<24} {cells} {rank_cells}")
+    lines.append(f"({m['probes']} probe templates, {m['gallery']} gallery templates: {' + '.join(m['galleries'])})")
+    return lines
 
 
 def format_table(results: dict) -> str:
@@ -199,6 +253,8 @@ def format_table(results: dict) -> str:
             lines.append(f"{scoring:<24} {_tar_cells(tars)}")
             tar_sets.append(tars)
         lines.append(f"({m['images']} images, {m['templates']} templates, {m['positives']} + {m['negatives']} pairs)")
+    for name, m in results.get("ijb_1n", {}).items():
+        lines += _search_lines(name, m)
     if any(not v["resolved"] for tars in tar_sets for v in tars.values()):
         lines.append("* target FAR below 1 / negatives: read at the nearest FAR the set has")
     readouts = {m.get("tar_readout") for m in [*verification.values(), *results.get("ijb", {}).values()]}
