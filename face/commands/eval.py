@@ -28,7 +28,12 @@ HELP = "evaluate a face model: 10-fold verification, TAR@FAR, IJB-B/C templates,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", type=Path, required=True, help="model folder, checkpoint or Hugging Face owner/name id (load_pretrained)")
+    parser.add_argument(
+        "--model",
+        type=Path,
+        required=True,
+        help="model folder, checkpoint or Hugging Face owner/name id (load_pretrained)",
+    )
     parser.add_argument("--bin", type=Path, nargs="*", default=[], help="verification .bin file(s)")
     parser.add_argument(
         "--landmarks",
