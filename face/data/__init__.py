@@ -8,7 +8,16 @@ confidence (NaN / 0 where missing), and an integer label.
 from face.data.crop import box_crop_matrix, warp_faces
 from face.data.folder import IMAGE_EXTENSIONS, FaceFolder
 from face.data.identification import DISTRACTOR_LABEL, FaceList, IdentificationSet, read_identification_folder
-from face.data.ijb import IJB_NAMES, IJBPairs, IJBSet, iter_pair_chunks, read_ijb, read_ijb_pairs
+from face.data.ijb import (
+    IJB_NAMES,
+    IJBPairs,
+    IJBSearch,
+    IJBSet,
+    iter_pair_chunks,
+    read_ijb,
+    read_ijb_pairs,
+    read_ijb_search,
+)
 from face.data.images import decode_image, encode_image, load_image, missing_landmarks
 from face.data.recordio import (
     IRHeader,
@@ -19,7 +28,13 @@ from face.data.recordio import (
     unpack_record,
     write_face_recordio,
 )
-from face.data.verification import VerificationPairs, read_verification_bin, sidecar_path, write_verification_bin
+from face.data.verification import (
+    VerificationPairs,
+    read_verification_bin,
+    sidecar_path,
+    write_landmark_sidecars,
+    write_verification_bin,
+)
 
 __all__ = [
     "DISTRACTOR_LABEL",
@@ -27,6 +42,7 @@ __all__ = [
     "FaceFolder",
     "FaceList",
     "IJBPairs",
+    "IJBSearch",
     "IJBSet",
     "IJB_NAMES",
     "IRHeader",
@@ -45,10 +61,12 @@ __all__ = [
     "read_identification_folder",
     "read_ijb",
     "read_ijb_pairs",
+    "read_ijb_search",
     "read_verification_bin",
     "sidecar_path",
     "unpack_record",
     "warp_faces",
     "write_face_recordio",
+    "write_landmark_sidecars",
     "write_verification_bin",
 ]

@@ -10,6 +10,11 @@
       meta/ijbc_face_tid_mid.txt                 "1.jpg template_id media_id"
       meta/ijbc_template_pair_label.txt          "template_id template_id label" (1 = same person)
 
+For 1:N identification (:func:`read_ijb_search`) three more meta files, CSVs with a header row whose first
+two columns are ``TEMPLATE_ID,SUBJECT_ID`` (one row per image; further columns ignored):
+``ijbc_1N_gallery_G1.csv``, ``ijbc_1N_gallery_G2.csv``, ``ijbc_1N_probe_mixed.csv`` (IJB-B: ``ijbb_1N_gallery_S1``
+/ ``S2``).
+
 (``ijbb_*`` for IJB-B.) Images are joined to their template and media **by file name**, not by line
 order. The pair list has about 15.7 million rows for IJB-C (8 million for IJB-B); it is read in chunks
 of text and kept as compact integer arrays (two int32 template indices and a bool per pair, about 140 MB
@@ -29,10 +34,22 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["IJB_NAMES", "IJBPairs", "IJBSet", "iter_pair_chunks", "read_ijb", "read_ijb_pairs"]
+__all__ = [
+    "IJB_GALLERIES",
+    "IJB_NAMES",
+    "IJBPairs",
+    "IJBSearch",
+    "IJBSet",
+    "iter_pair_chunks",
+    "read_ijb",
+    "read_ijb_pairs",
+    "read_ijb_search",
+]
 
 #: data set names and the prefix of their meta files
 IJB_NAMES = {"IJBB": "ijbb", "IJBC": "ijbc"}
+#: the two 1:N gallery lists of each set (``<prefix>_1N_gallery_<name>.csv``), as ``ijb_1n.py`` names them
+IJB_GALLERIES = {"IJBB": ("S1", "S2"), "IJBC": ("G1", "G2")}
 _PAIR_CHUNK_BYTES = 16 << 20  # of text; its parse holds about 12x that in Python strings
 
 
@@ -81,8 +98,8 @@ class IJBPairs:
         return len(self.same)
 
 
-def _meta_path(root: Path, prefix: str, stem: str) -> Path:
-    path = root / "meta" / f"{prefix}_{stem}.txt"
+def _meta_path(root: Path, prefix: str, stem: str, suffix: str = ".txt") -> Path:
+    path = root / "meta" / f"{prefix}_{stem}{suffix}"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found (insightface's IJB_release layout: <root>/meta/{path.name})")
     return path
@@ -240,3 +257,114 @@ def read_ijb_pairs(
     if not rows:
         raise ValueError(f"{path}: no pairs")
     return IJBPairs(ids, np.concatenate(firsts), np.concatenate(seconds), np.concatenate(sames))
+
+
+@dataclass
+class IJBSearch:
+    """The 1:N lists of an IJB set: gallery templates (the galleries concatenated, as ``ijb_1n.py`` does) and
+    probe templates, each with its subject; every array sorted by template id, one entry per template.
+
+    Attributes:
+        galleries: the gallery lists read (``("G1", "G2")`` for IJB-C).
+        gallery_templates, gallery_subjects: ``(G,)`` int64.
+        probe_templates, probe_subjects: ``(P,)`` int64.
+        mates: ``(P,)`` int64: the row of each probe's subject in the gallery (exactly one, checked).
+    """
+
+    galleries: tuple[str, ...]
+    gallery_templates: np.ndarray
+    gallery_subjects: np.ndarray
+    probe_templates: np.ndarray
+    probe_subjects: np.ndarray
+    mates: np.ndarray
+
+
+def _read_subject_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(templates, subjects)`` of a 1:N CSV (header skipped), one entry per template, sorted by template.
+
+    Raises:
+        ValueError: a row with fewer than two fields or non-integer ids, or a template listed with two subjects.
+    """
+    templates, subjects = [], []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if number == 1 or not line.strip():
+                continue
+            fields = line.strip().split(",")
+            try:
+                templates.append(int(fields[0]))
+                subjects.append(int(fields[1]))
+            except (ValueError, IndexError):
+                raise ValueError(
+                    f"{path}:{number}: expected 'TEMPLATE_ID,SUBJECT_ID,...', got {line.strip()!r}"
+                ) from None
+    if not templates:
+        raise ValueError(f"{path}: no rows after the header")
+    template_array, subject_array = np.array(templates, np.int64), np.array(subjects, np.int64)
+    unique, first = np.unique(template_array, return_index=True)
+    per_template = subject_array[first]
+    conflict = np.flatnonzero(subject_array != per_template[np.searchsorted(unique, template_array)])
+    if conflict.size:
+        row = conflict[0]
+        raise ValueError(
+            f"{path}: template {template_array[row]} listed with subjects {per_template[np.searchsorted(unique, template_array[row])]} "
+            f"and {subject_array[row]}"
+        )
+    return unique, per_template
+
+
+def _check_known(path: Path, templates: np.ndarray, known: np.ndarray) -> None:
+    unknown = np.setdiff1d(templates, known)
+    if unknown.size:
+        raise ValueError(f"{path}: {unknown.size} template(s) without images in the set: {unknown[:5].tolist()}")
+
+
+def read_ijb_search(data: IJBSet) -> IJBSearch:
+    """Read the 1:N gallery and probe lists of ``data`` (module docstring) and match each probe to its mate.
+
+    Raises:
+        FileNotFoundError: a list is missing.
+        ValueError: a malformed list, a template without images, a template in both galleries, or a probe
+            whose subject has no gallery template or several (``ijb_1n.py``'s ``gen_mask`` requires one).
+    """
+    prefix = IJB_NAMES[data.name]
+    galleries = IJB_GALLERIES[data.name]
+    known = np.unique(data.templates)
+    gallery_parts = []
+    for gallery in galleries:
+        path = _meta_path(data.root, prefix, f"1N_gallery_{gallery}", ".csv")
+        gallery_parts.append((path, *_read_subject_csv(path)))
+    probe_path = _meta_path(data.root, prefix, "1N_probe_mixed", ".csv")
+    probe_templates, probe_subjects = _read_subject_csv(probe_path)
+    for path, templates, _ in [*gallery_parts, (probe_path, probe_templates, None)]:
+        _check_known(path, templates, known)
+    all_templates = np.concatenate([part[1] for part in gallery_parts])
+    all_subjects = np.concatenate([part[2] for part in gallery_parts])
+    gallery_templates, first = np.unique(all_templates, return_index=True)
+    if len(gallery_templates) < len(all_templates):
+        shared = np.intersect1d(gallery_parts[0][1], gallery_parts[1][1])
+        raise ValueError(f"{data.root}: template(s) {shared[:5].tolist()} in both galleries {galleries}")
+    gallery_subjects = all_subjects[first]
+    return IJBSearch(
+        galleries=galleries,
+        gallery_templates=gallery_templates,
+        gallery_subjects=gallery_subjects,
+        probe_templates=probe_templates,
+        probe_subjects=probe_subjects,
+        mates=_mates(probe_path, probe_subjects, gallery_subjects),
+    )
+
+
+def _mates(path: Path, probe_subjects: np.ndarray, gallery_subjects: np.ndarray) -> np.ndarray:
+    """``(P,)`` gallery row of each probe's subject; exactly one must exist."""
+    subjects, counts = np.unique(gallery_subjects, return_counts=True)
+    at = np.searchsorted(subjects, probe_subjects).clip(max=len(subjects) - 1)
+    found = subjects[at] == probe_subjects
+    if not found.all():
+        lost = np.unique(probe_subjects[~found])
+        raise ValueError(f"{path}: {lost.size} probe subject(s) without a gallery template: {lost[:5].tolist()}")
+    if (counts[at] != 1).any():
+        twice = np.unique(probe_subjects[counts[at] != 1])
+        raise ValueError(f"{path}: probe subject(s) {twice[:5].tolist()} have several gallery templates")
+    order = np.argsort(gallery_subjects, kind="stable")
+    return order[np.searchsorted(gallery_subjects[order], probe_subjects)]

@@ -6,6 +6,8 @@ need ``pickle.load(f, encoding="bytes")``, which is how they are read here. The 
 landmarks, so optional sidecars beside it carry what KP-RPE and the Fig. 5 path need:
 
 * ``<stem>.landmarks.npy``: ``(2N, 5, 3)`` float32 pixel ``x, y`` + confidence on each entry's image;
+* ``<stem>.flip_landmarks.npy``: ``(2N, 5, 3)`` the same on each entry's *mirrored* image (in its own pixel
+  coordinates), when landmarks were detected on the mirrors too (:func:`write_landmark_sidecars`);
 * ``<stem>.boxes.npy``: ``(2N, 4)`` float32 detector boxes ``x0, y0, x1, y1`` (continuous pixel coordinates:
   pixel ``p`` spans ``[p, p + 1)``) on each entry's raw photo (for ``.bin`` files of raw photos).
 
@@ -29,11 +31,17 @@ import torch
 from face.data.images import decode_image, encode_image
 from kprpe.io import atomic_open, atomic_write_bytes
 
-__all__ = ["VerificationPairs", "read_verification_bin", "sidecar_path", "write_verification_bin"]
+__all__ = [
+    "VerificationPairs",
+    "read_verification_bin",
+    "sidecar_path",
+    "write_landmark_sidecars",
+    "write_verification_bin",
+]
 
 
 def sidecar_path(path: str | os.PathLike[str], kind: str) -> Path:
-    """``lfw.bin`` -> ``lfw.<kind>.npy`` (``kind`` = ``"landmarks"`` or ``"boxes"``)."""
+    """``lfw.bin`` -> ``lfw.<kind>.npy`` (``kind`` = ``"landmarks"``, ``"flip_landmarks"`` or ``"boxes"``)."""
     path = Path(path)
     return path.with_name(f"{path.stem}.{kind}.npy")
 
@@ -48,6 +56,7 @@ class VerificationPairs:
         landmarks: ``(2N, 5, 3)`` float32 pixel landmarks, or ``None``.
         boxes: ``(2N, 4)`` float32 detector boxes, or ``None``.
         path: where they were read from (names errors).
+        flip_landmarks: ``(2N, 5, 3)`` float32 pixel landmarks of the mirrored images, or ``None``.
     """
 
     encoded: list[bytes]
@@ -55,12 +64,17 @@ class VerificationPairs:
     landmarks: np.ndarray | None = None
     boxes: np.ndarray | None = None
     path: str = "<memory>"
+    flip_landmarks: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.issame = np.asarray(self.issame, dtype=bool).reshape(-1)
         if len(self.encoded) != 2 * len(self.issame):
             raise ValueError(f"{self.path}: {len(self.encoded)} images for {len(self.issame)} pairs (need 2 per pair)")
-        for name, array, shape in (("landmarks", self.landmarks, (5, 3)), ("boxes", self.boxes, (4,))):
+        for name, array, shape in (
+            ("landmarks", self.landmarks, (5, 3)),
+            ("flip_landmarks", self.flip_landmarks, (5, 3)),
+            ("boxes", self.boxes, (4,)),
+        ):
             if array is not None and tuple(array.shape) != (len(self.encoded), *shape):
                 raise ValueError(
                     f"{self.path}: {name} must be {(len(self.encoded), *shape)}, one per image, got {tuple(array.shape)}"
@@ -125,7 +139,7 @@ def read_verification_bin(path: str | os.PathLike[str], sidecars: bool = True) -
         raise ValueError(f"{path}: expected a pickled (images, issame) pair, got {type(content).__name__}")
     entries, issame = content
     encoded = [_as_bytes(entry, path, i) for i, entry in enumerate(entries)]
-    extra: dict[str, np.ndarray | None] = {"landmarks": None, "boxes": None}
+    extra: dict[str, np.ndarray | None] = {"landmarks": None, "flip_landmarks": None, "boxes": None}
     if sidecars:
         for kind in extra:
             side = sidecar_path(path, kind)
@@ -163,7 +177,7 @@ def write_verification_bin(
     pickle.dump((pairs.encoded, [bool(x) for x in pairs.issame]), buffer, protocol=4)
     atomic_write_bytes(path, buffer.getvalue())
     written = [Path(path)]
-    for kind, array in (("landmarks", pairs.landmarks), ("boxes", pairs.boxes)):
+    for kind, array in (("landmarks", pairs.landmarks), ("flip_landmarks", None), ("boxes", pairs.boxes)):
         side = sidecar_path(path, kind)
         if array is not None:
             with atomic_open(side) as handle:
@@ -171,6 +185,31 @@ def write_verification_bin(
             written.append(side)
         elif side.exists():
             side.unlink()  # a stale sidecar of an earlier file would be read with the new one
+    return written
+
+
+def write_landmark_sidecars(
+    path: str | os.PathLike[str], landmarks: np.ndarray, flipped: np.ndarray | None = None
+) -> list[Path]:
+    """Write ``<stem>.landmarks.npy`` (and ``<stem>.flip_landmarks.npy``) beside the ``.bin`` at ``path``.
+
+    Args:
+        landmarks: ``(2N, 5, 2|3)`` pixel landmarks of the entries (confidence 1 added when absent).
+        flipped: the same for the mirrored entries, or ``None`` (a stale flip sidecar is then removed).
+
+    Returns:
+        The paths written.
+    """
+    written = []
+    for kind, array in (("landmarks", landmarks), ("flip_landmarks", flipped)):
+        side = sidecar_path(path, kind)
+        if array is None:
+            if side.exists():
+                side.unlink()  # it would pair mirrors detected for other landmarks with these
+            continue
+        with atomic_open(side) as handle:
+            np.save(handle, _points(array))
+        written.append(side)
     return written
 
 

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from face.landmarks import flip_landmarks
 
-__all__ = ["embed", "normalise_images"]
+__all__ = ["embed", "embed_views", "normalise_images"]
 
 
 def normalise_images(images: torch.Tensor) -> torch.Tensor:
@@ -33,7 +33,58 @@ def _batch(images: torch.Tensor | Sequence[torch.Tensor], start: int, stop: int)
     return torch.stack(items)
 
 
+def _model_device(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+def _check_landmarks(name: str, landmarks: torch.Tensor | None, count: int) -> None:
+    if landmarks is not None and len(landmarks) != count:
+        raise ValueError(f"{count} images but {name} for {len(landmarks)}")
+
+
 @torch.no_grad()
+def embed_views(
+    model: nn.Module,
+    images: torch.Tensor | Sequence[torch.Tensor],
+    landmarks: torch.Tensor | None = None,
+    flip: bool = True,
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+    progress: bool = False,
+    flipped_landmarks: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Unnormalised embeddings ``(N, V, D)`` float32 of each view: ``V = 2`` (the image, its mirror) with
+    ``flip``, else ``V = 1``. Arguments as :func:`embed`; the model runs in eval mode (restored afterwards)."""
+    count = len(images)
+    _check_landmarks("landmarks", landmarks, count)
+    _check_landmarks("flipped landmarks", flipped_landmarks, count)
+    if flipped_landmarks is not None and (landmarks is None or not flip):
+        raise ValueError("flipped_landmarks go with landmarks and flip=True")
+    device = _model_device(model) if device is None else device
+    was_training = model.training
+    model.eval()
+    out: list[torch.Tensor] = []
+    try:
+        for start in tqdm(range(0, count, batch_size), desc="embed", unit="batch", disable=not progress):
+            stop = min(start + batch_size, count)
+            x = normalise_images(_batch(images, start, stop)).to(device)
+            points = None if landmarks is None else landmarks[start:stop].to(device=device, dtype=x.dtype)
+            views = [model(x, points).float()]
+            if flip:
+                if flipped_landmarks is not None:
+                    mirrored = flipped_landmarks[start:stop].to(device=device, dtype=x.dtype)
+                else:
+                    mirrored = None if points is None else flip_landmarks(points)
+                views.append(model(x.flip(-1), mirrored).float())
+            out.append(torch.stack(views, 1).cpu())
+    finally:
+        model.train(was_training)
+    if not out:
+        raise ValueError("no images to embed")
+    return torch.cat(out)
+
+
 def embed(
     model: nn.Module,
     images: torch.Tensor | Sequence[torch.Tensor],
@@ -43,12 +94,14 @@ def embed(
     device: torch.device | str | None = None,
     progress: bool = False,
     normalize: bool = True,
+    flipped_landmarks: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """L2-normalised embeddings of ``images`` (in eval mode; the model's mode is restored afterwards).
 
     With ``flip``, each face is also embedded mirrored, with its landmarks mirrored and left/right swapped
-    (:func:`face.landmarks.flip_landmarks`), and the two unnormalised embeddings are summed before the L2
-    normalisation (the insightface / CVLface fusion).
+    (:func:`face.landmarks.flip_landmarks`) unless ``flipped_landmarks`` gives the mirror's own (e.g. detected
+    on it), and the two unnormalised embeddings are summed before the L2 normalisation (the insightface /
+    CVLface fusion).
 
     Args:
         model: called as ``model(images, landmarks)`` -> ``(B, D)``; ``landmarks`` is ``None`` when not given.
@@ -61,32 +114,11 @@ def embed(
         progress: show a tqdm bar.
         normalize: ``False`` returns the (flip-summed) embeddings unnormalised, their norm kept as a
             quality signal (IJB template pooling, :mod:`face.eval.ijb`).
+        flipped_landmarks: ``(N, 5, 2|3)`` in ``[0, 1]`` of the mirrored images (needs ``landmarks``, ``flip``).
 
     Returns:
         ``(N, D)`` float32 on the CPU, unit L2 norm unless ``normalize=False``.
     """
-    count = len(images)
-    if landmarks is not None and len(landmarks) != count:
-        raise ValueError(f"{count} images but landmarks for {len(landmarks)}")
-    if device is None:
-        parameter = next(model.parameters(), None)
-        device = parameter.device if parameter is not None else torch.device("cpu")
-    was_training = model.training
-    model.eval()
-    out: list[torch.Tensor] = []
-    try:
-        for start in tqdm(range(0, count, batch_size), desc="embed", unit="batch", disable=not progress):
-            stop = min(start + batch_size, count)
-            x = normalise_images(_batch(images, start, stop)).to(device)
-            points = None if landmarks is None else landmarks[start:stop].to(device=device, dtype=x.dtype)
-            features = model(x, points).float()
-            if flip:
-                flipped = None if points is None else flip_landmarks(points)
-                features = features + model(x.flip(-1), flipped).float()
-            out.append(features.cpu())
-    finally:
-        model.train(was_training)
-    if not out:
-        raise ValueError("no images to embed")
-    features = torch.cat(out)
+    views = embed_views(model, images, landmarks, flip, batch_size, device, progress, flipped_landmarks)
+    features = views.sum(1)
     return F.normalize(features, dim=1) if normalize else features

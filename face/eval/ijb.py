@@ -11,12 +11,16 @@ As insightface's ``ijb_11.py`` and the authors' CVLface evaluator do it:
    faceness score (``Det:True``) or not;
 3. a media feature is the mean of its images' features (frames of one video), a template feature the
    sum of its media features, L2-normalised; a pair's score is the cosine of its two template features;
-4. TAR at the ROC point nearest each FAR in 1e-6 .. 1e-1 (:func:`face.eval.verification.tar_at_far`,
-   insightface's rule; sklearn's ``drop_intermediate`` only changes the FAR and threshold reported on a
-   straight stretch of the ROC, never the TAR).
+4. TAR at the ROC point nearest each FAR in 1e-6 .. 1e-1 (:func:`face.eval.verification.tar_at_far`): by
+   default read on sklearn's ``drop_intermediate`` ROC as ``ijb_11.py`` and CVLface read it (``readout=
+   "field"``; a point sklearn drops can be the nearest one, and the field then reads the next kept corner,
+   e.g. 0.909583 at FAR 1.0103e-4 where the full ROC has 0.909167 at 1.0025e-4), or on the full ROC
+   (``readout="full"``).
 
-CVLface reports the three configurations of :data:`SCORINGS`; insightface's default is
-``Norm:False_Det:True``.
+Image features are float32 (as the model gives them); templates are pooled and pairs scored in float64, as
+``ijb_11.py`` does (its template array and score array are float64). CVLface reports the three
+configurations of :data:`SCORINGS`; insightface's ``ijb_11.py`` sets ``use_norm_score=True,
+use_detector_score=True``: its default is ``Norm:True_Det:True``.
 """
 
 from __future__ import annotations
@@ -43,10 +47,23 @@ SCORINGS: dict[str, tuple[bool, bool]] = {
 IJB_FARS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
 
 
-def _group_sums(features: torch.Tensor, group: np.ndarray, count: int) -> torch.Tensor:
-    """Row sums ``(count, D)`` of ``features`` per ``group`` id in ``[0, count)`` (in place, no sort or copy)."""
-    out = torch.zeros(count, features.shape[1], dtype=features.dtype)
-    return out.index_add_(0, torch.from_numpy(group), features)
+_POOL_CHUNK = 65536  # image rows converted to float64 at a time
+
+
+def _group_sums(features: torch.Tensor, scale: torch.Tensor, group: np.ndarray, count: int) -> torch.Tensor:
+    """Float64 row sums ``(count, D)`` of ``features * scale[:, None]`` per ``group`` id in ``[0, count)``.
+
+    ``features (N, D)`` float32 and ``scale (N,)`` float32 are multiplied in float32 (as the references weight
+    their float32 image features) and accumulated in float64, ``_POOL_CHUNK`` rows at a time, so memory holds
+    one float64 chunk beside the features, not a float64 copy of all of them.
+    """
+    out = torch.zeros(count, features.shape[1], dtype=torch.float64)
+    index = torch.from_numpy(group)
+    for start in range(0, len(features), _POOL_CHUNK):
+        rows = slice(start, start + _POOL_CHUNK)
+        weighted = (features[rows] * scale[rows, None]).to(torch.float64)
+        out.index_add_(0, index[rows], weighted)
+    return out
 
 
 def template_features(
@@ -59,8 +76,8 @@ def template_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pool image features into L2-normalised template features (steps 2-3 of the module docstring).
 
-    Float32 throughout, grouped with ``index_add_`` (IJB-C: 469k x 512 features pool in a few seconds
-    with one extra copy of them in memory).
+    Image features are weighted in float32 and pooled in float64, grouped with ``index_add_`` (IJB-C: 469k x
+    512 features pool in a few seconds).
 
     Args:
         features: ``(N, D)`` image features (unnormalised: the flip-summed embeddings).
@@ -70,7 +87,7 @@ def template_features(
         use_faceness: multiply each feature by its faceness score (``Det:True``).
 
     Returns:
-        ``(template_ids (T,) int64 sorted, features (T, D) float32)``; a template whose features sum to
+        ``(template_ids (T,) int64 sorted, features (T, D) float64)``; a template whose features sum to
         zero stays zero (cosine 0 with everything), as sklearn's ``normalize`` leaves it.
     """
     feats = torch.as_tensor(np.asarray(features), dtype=torch.float32)
@@ -101,16 +118,17 @@ def template_features(
     # weights / (images in the media) folded into one scale per image: the media means, summed per template
     scale = weights / counts[torch.from_numpy(media_of)]
     template_of = template_code.reshape(-1)
-    pooled = _group_sums(feats * scale[:, None], template_of, len(template_ids))
+    pooled = _group_sums(feats, scale, template_of, len(template_ids))
     pooled = torch.nn.functional.normalize(pooled, dim=1)  # zero rows stay zero
     return template_ids, pooled.numpy()
 
 
 def pair_scores(template_feats: np.ndarray, pairs: IJBPairs, batch: int = 65536) -> np.ndarray:
-    """Cosine similarity ``(P,)`` float32 of every pair's two template features, ``batch`` pairs at a time."""
+    """Cosine similarity ``(P,)`` float64 of every pair's two template features, ``batch`` pairs at a time."""
     if len(template_feats) != len(pairs.template_ids):
         raise ValueError(f"{len(template_feats)} template features for {len(pairs.template_ids)} templates")
-    scores = np.empty(len(pairs), dtype=np.float32)
+    template_feats = np.asarray(template_feats, dtype=np.float64)
+    scores = np.empty(len(pairs), dtype=np.float64)
     for start in range(0, len(pairs), batch):
         stop = min(start + batch, len(pairs))
         a, b = template_feats[pairs.first[start:stop]], template_feats[pairs.second[start:stop]]
@@ -124,8 +142,10 @@ def ijb_metrics(
     pairs: IJBPairs,
     scorings: dict[str, tuple[bool, bool]] = SCORINGS,
     fars: tuple[float, ...] = IJB_FARS,
+    readout: str = "field",
 ) -> dict:
-    """TAR@FAR of every scoring configuration from the image features ``(N, D)`` of ``data``.
+    """TAR@FAR (read as ``readout``, :data:`~face.eval.verification.READOUTS`) of every scoring configuration
+    from the image features ``(N, D)`` of ``data``.
 
     Returns:
         ``{"images", "templates", "pairs", "positives", "negatives", "tar_at_far": {scoring: {far: ...}}}``
@@ -139,13 +159,14 @@ def ijb_metrics(
         "pairs": len(pairs),
         "positives": int(pairs.same.sum()),
         "negatives": int((~pairs.same).sum()),
+        "tar_readout": readout,
         "tar_at_far": {},
     }
     for name, (keep_norm, use_faceness) in scorings.items():
         ids, pooled = template_features(features, data.templates, data.medias, data.faceness, keep_norm, use_faceness)
         if not np.array_equal(ids, pairs.template_ids):
             raise ValueError(f"{data.name}: the pair list's templates are not the images' templates")
-        out["tar_at_far"][name] = tar_at_far(pair_scores(pooled, pairs), pairs.same, fars)
+        out["tar_at_far"][name] = tar_at_far(pair_scores(pooled, pairs), pairs.same, fars, readout)
     return out
 
 
@@ -188,11 +209,12 @@ def evaluate_ijb(
     batch_size: int = 64,
     device: torch.device | str | None = None,
     progress: bool = False,
+    readout: str = "field",
 ) -> dict:
     """IJB-B / IJB-C 1:1 verification of ``model`` (module docstring); the pair list is read first, so a
     malformed one fails before the long feature pass."""
     pairs = read_ijb_pairs(data.pair_file, data.templates)
     features = ijb_features(model, data, flip, batch_size, device=device, progress=progress)
-    result = ijb_metrics(features, data, pairs)
+    result = ijb_metrics(features, data, pairs, readout=readout)
     result.update(flip=flip)
     return result

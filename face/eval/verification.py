@@ -5,12 +5,23 @@
   distance of the normalised embeddings with the best accuracy is chosen from ``0, 0.01, ..., 3.99`` (the
   first best on ties), a pair is "same" when ``distance < threshold``, and accuracy is measured on the 10th.
   Reported: mean and (population) standard deviation over the folds, and each fold's threshold.
-* TAR@FAR: the full ROC of the cosine similarity (every distinct score is a threshold, "same" when
-  ``score >= threshold``; no intermediate points dropped), read at the ROC point whose FAR is *nearest* to the
-  target (as insightface's IJB evaluation does); where several points share that FAR (a vertical step of the
-  ROC), the highest TAR among them is taken (insightface's ``argmin`` would take the first, lowest, one).
-  The FAR actually reached is reported beside the TAR; a target below ``1 / negatives`` cannot be resolved by
-  the set, and ``resolved`` says so.
+* TAR@FAR: the ROC of the cosine similarity (every distinct score is a threshold, "same" when
+  ``score >= threshold``), read at the ROC point whose FAR is *nearest* to the target; where several points
+  are equally near (a vertical step of the ROC), the last one, the highest TAR, is taken (insightface's
+  ``ijb_11.py`` flips the arrays before its ``min``, so it takes the same point). Two readouts
+  (:data:`READOUTS`):
+
+  - ``"field"`` (the default): the ROC as ``sklearn.metrics.roc_curve`` returns it with its default
+    ``drop_intermediate=True``, which insightface and CVLface read. It keeps the first and last points and
+    every point where the step in false or in true positives changes (a nonzero second difference of
+    either), and drops the points in between on a straight stretch. A dropped point can be the nearest one to
+    the target; the field then reads a kept corner (e.g. labels 1, 0, 0, 0, 1, 0 by descending score at FAR
+    0.5: the full ROC has (0.5, 0.5), the kept corners nearest are (0.75, 0.5) and (0.75, 1.0): TAR 1.0).
+  - ``"full"``: every point of the ROC: the TAR at the FAR truly nearest the target. It differs from the
+    field's readout only where that point lies inside a straight stretch that sklearn drops.
+
+  Scores are compared in float64. The FAR actually reached is reported beside the TAR; a target below
+  ``1 / negatives`` cannot be resolved by the set, and ``resolved`` says so.
 """
 
 from __future__ import annotations
@@ -18,11 +29,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["THRESHOLDS", "kfold_accuracy", "pair_distances", "roc_curve", "tar_at_far", "verification_metrics"]
+__all__ = [
+    "READOUTS",
+    "THRESHOLDS",
+    "kfold_accuracy",
+    "pair_distances",
+    "roc_curve",
+    "tar_at_far",
+    "verification_metrics",
+]
 
 #: Distance thresholds of the LFW protocol (insightface ``np.arange(0, 4, 0.01)``).
 THRESHOLDS = np.arange(0, 4, 0.01)
 FARS = (1e-4, 1e-3, 1e-2)
+#: TAR@FAR readouts: ``"field"`` (sklearn's ``drop_intermediate`` ROC, as insightface / CVLface) or ``"full"``
+READOUTS = ("field", "full")
 
 
 def pair_distances(embeddings: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -68,14 +89,28 @@ def kfold_accuracy(
     }
 
 
-def roc_curve(scores: np.ndarray, issame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Full ROC of similarity ``scores`` (higher = more alike): ``(fpr, tpr, thresholds)``, FAR ascending.
+def _corners(fp: np.ndarray, tp: np.ndarray) -> np.ndarray:
+    """Indices of the ROC points sklearn's ``drop_intermediate`` keeps: the first, the last, and every point
+    where the step of ``fp`` or of ``tp`` (cumulative counts, one per distinct threshold) changes."""
+    if len(fp) <= 2:
+        return np.arange(len(fp))
+    bends = (np.diff(fp, 2) != 0) | (np.diff(tp, 2) != 0)
+    return np.flatnonzero(np.r_[True, bends, True])
+
+
+def roc_curve(
+    scores: np.ndarray, issame: np.ndarray, drop_intermediate: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ROC of similarity ``scores`` (higher = more alike): ``(fpr, tpr, thresholds)``, FAR ascending.
 
     The first point is ``(0, 0)`` at threshold ``+inf``; then one point per distinct score, "same" when
-    ``score >= threshold``.
+    ``score >= threshold``. ``drop_intermediate`` drops the points sklearn's ``roc_curve`` drops by default
+    (:func:`_corners`; the ``(0, 0)`` point is added after the drop, as sklearn does).
     """
     scores = np.asarray(scores, dtype=np.float64)
     issame = np.asarray(issame, dtype=bool)
+    if scores.shape != issame.shape or scores.ndim != 1:
+        raise ValueError(f"scores {scores.shape} and issame {issame.shape} must be (N,) alike")
     positives, negatives = int(issame.sum()), int((~issame).sum())
     if positives == 0 or negatives == 0:
         raise ValueError(f"the ROC needs positive and negative pairs, got {positives} and {negatives}")
@@ -84,24 +119,29 @@ def roc_curve(scores: np.ndarray, issame: np.ndarray) -> tuple[np.ndarray, np.nd
     last_of_tie = np.r_[np.diff(sorted_scores) != 0, True]
     tp = np.cumsum(sorted_same)[last_of_tie]
     fp = np.cumsum(~sorted_same)[last_of_tie]
+    thresholds = sorted_scores[last_of_tie]
+    if drop_intermediate:
+        keep = _corners(fp, tp)
+        tp, fp, thresholds = tp[keep], fp[keep], thresholds[keep]
     fpr = np.r_[0.0, fp / negatives]
     tpr = np.r_[0.0, tp / positives]
-    return fpr, tpr, np.r_[np.inf, sorted_scores[last_of_tie]]
+    return fpr, tpr, np.r_[np.inf, thresholds]
 
 
-def tar_at_far(scores: np.ndarray, issame: np.ndarray, fars: tuple[float, ...] = FARS) -> dict:
-    """TAR at the ROC point nearest to each target FAR (see the module docstring).
+def tar_at_far(scores: np.ndarray, issame: np.ndarray, fars: tuple[float, ...] = FARS, readout: str = "field") -> dict:
+    """TAR at the ROC point nearest to each target FAR, read as ``readout`` says (see the module docstring).
 
     Returns:
         ``{"1e-04": {"tar", "far", "threshold", "resolved"}, ...}`` keyed by ``f"{far:.0e}"``.
     """
-    fpr, tpr, thresholds = roc_curve(scores, issame)
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+    fpr, tpr, thresholds = roc_curve(scores, issame, drop_intermediate=readout == "field")
     negatives = int((~np.asarray(issame, dtype=bool)).sum())
     out = {}
     for far in fars:
         gap = np.abs(fpr - far)
-        nearest = np.flatnonzero(gap == gap.min())
-        point = nearest[np.argmax(tpr[nearest])]
+        point = np.flatnonzero(gap == gap.min())[-1]  # the last of the nearest: the highest TAR
         out[f"{far:.0e}"] = {
             "tar": float(tpr[point]),
             "far": float(fpr[point]),
@@ -112,14 +152,19 @@ def tar_at_far(scores: np.ndarray, issame: np.ndarray, fars: tuple[float, ...] =
 
 
 def verification_metrics(
-    embeddings: torch.Tensor | np.ndarray, issame: np.ndarray, folds: int = 10, fars: tuple[float, ...] = FARS
+    embeddings: torch.Tensor | np.ndarray,
+    issame: np.ndarray,
+    folds: int = 10,
+    fars: tuple[float, ...] = FARS,
+    readout: str = "field",
 ) -> dict:
-    """Accuracy (``kfold_accuracy``) and TAR@FAR (``tar_at_far`` on cosine similarity) of consecutive pairs."""
+    """Accuracy (``kfold_accuracy``) and TAR@FAR (``tar_at_far`` on cosine similarity, read as ``readout``)
+    of consecutive pairs."""
     issame = np.asarray(issame, dtype=bool)
     distances = pair_distances(embeddings)
     if len(distances) != len(issame):
         raise ValueError(f"{len(distances)} pairs of embeddings but {len(issame)} labels")
     result = kfold_accuracy(distances, issame, folds)
-    result["tar_at_far"] = tar_at_far(1 - distances / 2, issame, fars)  # cosine similarity of unit vectors
-    result.update(pairs=len(issame), positives=int(issame.sum()), negatives=int((~issame).sum()))
+    result["tar_at_far"] = tar_at_far(1 - distances / 2, issame, fars, readout)  # cosine of unit vectors
+    result.update(tar_readout=readout, pairs=len(issame), positives=int(issame.sum()), negatives=int((~issame).sum()))
     return result

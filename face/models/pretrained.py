@@ -10,7 +10,11 @@
 * a folder written by :func:`save_pretrained` (ours: ``model.safetensors`` + ``config.json`` whose
   ``format`` is ``"kprpe-face"``).
 
-Nothing is downloaded. The architecture is inferred from the keys and shapes (width, patch, depth, MLP
+* a Hugging Face model id ``"owner/name"`` (when no such local path exists): resolved into the
+  ``huggingface_hub`` cache by :func:`face.models.hub.resolve_hub_id` (the optional extra ``hub``;
+  downloaded unless offline), then loaded as a folder.
+
+Nothing else is downloaded. The architecture is inferred from the keys and shapes (width, patch, depth, MLP
 ratio, output size, ``rpe`` kind and KP-RPE variant; the head count from the KP-RPE/iRPE table shapes,
 the config's ``name`` or the paper's presets) and cross-checked against the config when there is one.
 Loading is strict: keys that are not mapped, keys the model lacks and shape mismatches raise a
@@ -61,6 +65,7 @@ from kprpe.core import num_buckets
 from kprpe.io import atomic_path, atomic_write_text
 from kprpe.skip_init import no_weight_init
 
+from .hub import is_hub_id, resolve_hub_id
 from .vit import PRESETS, FaceViT, build_model
 
 __all__ = [
@@ -396,7 +401,7 @@ def load_pretrained(path: str | os.PathLike[str], backend: str = "auto", num_hea
     """A :class:`FaceViT` in eval mode from a CVLface folder or file, or a :func:`save_pretrained` folder.
 
     Args:
-        path: folder or checkpoint file (see the module docstring).
+        path: folder or checkpoint file, or a Hugging Face ``owner/name`` id (see the module docstring).
         backend: attention backend of the returned model.
         num_heads: only for CVLface checkpoints whose head count neither the shapes, the config nor a
             paper preset gives (checked against them otherwise).
@@ -410,6 +415,8 @@ def load_pretrained(path: str | os.PathLike[str], backend: str = "auto", num_hea
             (the message names the file and the keys).
     """
     path = Path(path)
+    if not path.exists() and is_hub_id(path.as_posix()):
+        path = resolve_hub_id(path.as_posix())
     if path.is_dir() and _is_ours(path / CONFIG_NAME):
         return _load_ours(path / WEIGHTS_NAME, path / CONFIG_NAME, backend)
     if path.is_file() and path.name == WEIGHTS_NAME and _is_ours(path.parent / CONFIG_NAME):

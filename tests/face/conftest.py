@@ -13,9 +13,10 @@ IJB_TIDS = {"1.jpg": (7, 100), "2.jpg": (7, 100), "3.jpg": (7, 101), "4.jpg": (9
 IJB_PAIRS = [(7, 9, 0), (7, 12, 1), (9, 12, 0), (12, 7, 1)]
 
 
-def _write_ijb(root: Path, name: str = "ijbc", tids=None, pairs=None, seed: int = 0) -> Path:
+def _write_ijb(root: Path, name: str = "ijbc", tids=None, pairs=None, seed: int = 0, search=None) -> Path:
     """A tiny IJB folder (insightface's layout): random loose crops whose landmarks are a scaled, shifted
-    ArcFace template, faceness scores in [0.5, 1], the template file in reverse order (joined by name)."""
+    ArcFace template, faceness scores in [0.5, 1], the template file in reverse order (joined by name).
+    ``search``: ``{"1N_gallery_G1": [(template, subject), ...], ...}`` written as the 1:N CSV lists."""
     tids = IJB_TIDS if tids is None else tids
     pairs = IJB_PAIRS if pairs is None else pairs
     rng = np.random.default_rng(seed)
@@ -33,6 +34,9 @@ def _write_ijb(root: Path, name: str = "ijbc", tids=None, pairs=None, seed: int 
     rows = [f"{image} {t} {m}" for image, (t, m) in reversed(list(tids.items()))]
     (root / "meta" / f"{name}_face_tid_mid.txt").write_text("\n".join(rows) + "\n")
     (root / "meta" / f"{name}_template_pair_label.txt").write_text("".join(f"{a} {b} {c}\n" for a, b, c in pairs))
+    for stem, rows in (search or {}).items():
+        body = "".join(f"{t},{s},img/{t}_{k}.jpg\n" for k, (t, s) in enumerate(rows))
+        (root / "meta" / f"{name}_{stem}.csv").write_text("TEMPLATE_ID,SUBJECT_ID,FILENAME\n" + body)
     return root
 
 

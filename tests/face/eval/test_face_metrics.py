@@ -55,7 +55,7 @@ def test_tar_at_far_hand_computed_and_against_brute_force():
     np.testing.assert_allclose(fpr, [0, 0, 0, 0.25, 0.25, 0.5, 0.75, 1.0])
     np.testing.assert_allclose(tpr, [0, 1 / 3, 2 / 3, 2 / 3, 1, 1, 1, 1])
     assert thresholds[0] == math.inf and thresholds[-1] == 0.1
-    result = tar_at_far(scores, issame, (0.01, 0.3, 0.6))
+    result = tar_at_far(scores, issame, (0.01, 0.3, 0.6), readout="full")
     assert result["1e-02"]["tar"] == pytest.approx(2 / 3) and result["1e-02"]["far"] == 0  # top of the fpr=0 step
     assert result["1e-02"]["threshold"] == 0.8 and not result["1e-02"]["resolved"]
     assert result["3e-01"]["tar"] == 1.0 and result["3e-01"]["far"] == 0.25 and result["3e-01"]["resolved"]
@@ -67,7 +67,7 @@ def test_tar_at_far_hand_computed_and_against_brute_force():
         issame = rng.random(n) < 0.5
         scores = np.round(rng.normal(issame * 1.0, 1.0), 1 + trial % 3)  # rounding makes ties
         for far in (1e-3, 1e-2, 0.05, 0.2):
-            ours = tar_at_far(scores, issame, (far,))[f"{far:.0e}"]
+            ours = tar_at_far(scores, issame, (far,), readout="full")[f"{far:.0e}"]
             tar, fa = _brute_force_tar(scores.tolist(), issame.tolist(), far)
             assert (ours["tar"], ours["far"]) == pytest.approx((tar, fa))
 

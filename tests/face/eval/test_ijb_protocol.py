@@ -53,7 +53,7 @@ def test_template_pooling_equals_the_reference_loops(scoring):
     keep_norm, use_faceness = SCORINGS[scoring]
     ids, pooled = template_features(features, templates, medias, faceness, keep_norm, use_faceness)
     expected = loop_template_features(features, templates, medias, faceness, keep_norm, use_faceness)
-    assert ids.tolist() == sorted(expected) and pooled.dtype == np.float32
+    assert ids.tolist() == sorted(expected) and pooled.dtype == np.float64
     np.testing.assert_allclose(pooled, np.stack([expected[t] for t in ids]), rtol=1e-5, atol=1e-6)
 
 
@@ -142,7 +142,11 @@ def test_ijb_through_the_command(tmp_path, monkeypatch, capsys, write_ijb):
     assert main(base + ["--ijb", str(tmp_path / "IJBB")]) == 0
     result = json.loads(out.read_text())["ijb"]["IJBB"]
     assert result["pairs"] == 4 and set(result["tar_at_far"]) == set(SCORINGS)
+    assert result["tar_readout"] == "field"
     printed = capsys.readouterr().out
+    assert "TAR@FAR readout: field" in printed
+    assert main(base + ["--ijb", str(tmp_path / "IJBB"), "--tar-readout", "full"]) == 0
+    assert json.loads(out.read_text())["ijb"]["IJBB"]["tar_readout"] == "full"
     assert "IJBB scoring" in printed and "Norm:False_Det:True" in printed and "TAR@1e-04" in printed
     assert main(base + ["--ijb", str(tmp_path / "other"), "--ijb-name", "IJBC"]) == 0
     assert set(json.loads(out.read_text())["ijb"]) == {"IJBC"}
