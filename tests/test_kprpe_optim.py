@@ -54,3 +54,20 @@ def test_step_seed_is_a_pure_function_with_independent_streams():
     assert step_seed(0, 0, 5) == step_seed(0, 0, 5)
     seeds = {step_seed(0, r, s, k) for r in range(2) for s in range(50) for k in range(3)}
     assert len(seeds) == 300 and all(0 <= x < 2**63 for x in seeds)
+
+
+def test_scale_lr_of_moves_chosen_parameters_into_scaled_copies_of_their_groups():
+    from kprpe.optim import scale_lr_of
+
+    a, b, c = (torch.nn.Parameter(torch.zeros(2, 2)) for _ in range(3))
+    groups = [{"params": [a, b], "weight_decay": 0.05, "lr": 1.0, "name": "main"}, {"params": [c], "weight_decay": 0.0}]
+    assert scale_lr_of(groups, [b], 1.0) is groups  # the old layout, so old optimiser states still load
+    out = scale_lr_of(groups, [b, c], 10.0)
+    assert [g["params"] for g in out] == [[a], [b], [c]]
+    assert out[1] == {"params": [b], "weight_decay": 0.05, "lr": 10.0, "name": "main_x10", "lr_scale": 10.0}
+    assert out[2]["weight_decay"] == 0.0 and out[2]["lr_scale"] == 10.0 and "lr" not in out[2]
+    optimizer = torch.optim.AdamW(out, lr=1.0)
+    set_learning_rate(optimizer, 0.5)
+    assert [g["lr"] for g in optimizer.param_groups] == [0.5, 5.0, 5.0]
+    with pytest.raises(ValueError, match="> 0"):
+        scale_lr_of(groups, [a], 0.0)

@@ -60,6 +60,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="field",
         help="TAR@FAR on sklearn's drop_intermediate ROC as insightface/CVLface (field, default) or the full ROC",
     )
+    parser.add_argument(
+        "--reliance", action="store_true",
+        help="also run the keypoint-reliance probe on each --bin: accuracy with true / constant (template) / "
+             "shuffled landmarks, embedding cosine true vs constant, the keypoint part of each layer's attention bias",
+    )  # fmt: skip
     parser.add_argument("--flip", action=argparse.BooleanOptionalAction, default=True, help="flip TTA (default on)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--device", default=None, help="e.g. cpu or cuda (default: where the model is)")
@@ -98,6 +103,25 @@ def _load_model(path: Path):
     from face.models import load_pretrained
 
     return load_pretrained(path)
+
+
+def _reliance(model, pairs, points, args: argparse.Namespace) -> dict:
+    """:func:`face.eval.keypoint_reliance` of one set, with the landmarks the evaluation used."""
+    import numpy as np
+    import torch
+
+    from face.align import normalise_landmarks
+    from face.eval.reliance import keypoint_reliance
+
+    pixel = getattr(points, "landmarks", points)
+    if pixel is None:
+        pixel = pairs.landmarks
+    if pixel is None:
+        raise ValueError(f"{pairs.path}: --reliance needs landmarks (a sidecar, --landmarks detect|template|FILE.npy)")
+    images = torch.stack(list(pairs.images()))
+    unit = normalise_landmarks(torch.as_tensor(np.asarray(pixel), dtype=torch.float32), tuple(images.shape[-2:]))
+    return keypoint_reliance(model, images, unit, pairs.issame, flip=args.flip, batch_size=args.batch_size,
+                             device=args.device)  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -163,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
                 for side in write_landmark_sidecars(path, points.landmarks, points.flipped):
                     print(f"landmarks -> {side}")
         results["verification"][name] = evaluate_verification(model, pairs, points, readout=args.tar_readout, **common)
+        if args.reliance:
+            results.setdefault("reliance", {})[name] = _reliance(model, pairs, points, args)
     for name, data in identification.items():
         results["identification"][name] = evaluate_identification(model, data, **common)
     for data in ijb:

@@ -267,6 +267,16 @@ def format_table(results: dict) -> str:
     if path:
         lines.append("path t:    " + " ".join(f"{t:>6.2f}" for t in path["t"]))
         lines.append("accuracy:  " + " ".join(f"{100 * a:>6.2f}" for a in path["accuracy"]))
+    reliance = results.get("reliance", {})
+    if reliance:
+        header = (f"{'reliance':<24} {'acc true':>9} {'constant':>9} {'shuffled':>9} {'cos(t,c)':>9} "
+                  f"{'kp bias':>8} {'spread':>7}")  # fmt: skip
+        lines += ["", header, "-" * len(header)]
+        for name, r in reliance.items():
+            acc = " ".join(f"{100 * r['accuracy'][m]:>9.2f}" for m in ("true", "constant", "shuffled"))
+            lines.append(f"{name:<24} {acc} {r['embedding_cosine']['mean']:>9.4f} {r['keypoint_bias']:>8.4f} "
+                         f"{r['logit_spread']:>7.3f}")  # fmt: skip
+        lines.append("(kp bias: mean |bias(true) - bias(constant)| over layers, logits; spread: their row std)")
     return "\n".join(lines)
 
 

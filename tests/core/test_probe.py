@@ -80,3 +80,31 @@ def test_window_attention_spread_leaves_masked_pairs_out_and_runs_differ_is_an_e
         bias_reliance(model, lambda: model(torch.randn(1, 3, 32, 32), torch.rand(1, 3, 2)), lambda: None)
     with pytest.raises(ValueError, match="no kprpe.core Attention"):
         AttentionRecorder(torch.nn.Linear(2, 2))
+
+
+def test_models_differing_only_in_position_encoding_start_from_identical_shared_weights():
+    """Paired comparisons: the same seed gives every shared tensor the same values under any rpe."""
+    from kprpe_gait.nets import SwinGait2D
+
+    def build(**kwargs):
+        torch.manual_seed(0)
+        return VisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2, **kwargs).state_dict()
+
+    def gait(**kwargs):
+        torch.manual_seed(0)
+        return SwinGait2D(5, channels=(4, 8), embed_dim=8, num_heads=(2, 2), out_channels=8, **kwargs).state_dict()
+
+    for states in ([build(rpe=r) for r in ("none", "bias", "contextual", "kprpe")],
+                   [gait(rel_pos="swin"), gait(rel_pos="kprpe"), gait(rel_pos="kprpe", kprpe_grid="window")]):  # fmt: skip
+        first = states[0]
+        for other in states[1:]:
+            shared = [k for k in first if k in other and first[k].shape == other[k].shape]
+            assert len(shared) >= 20
+            assert [k for k in shared if not torch.equal(first[k], other[k])] == []
+    # and the global stream after construction is the same too (dropout / drop-path draws stay paired)
+    torch.manual_seed(0)
+    VisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2, rpe="kprpe")
+    after_kprpe = torch.rand(3)
+    torch.manual_seed(0)
+    VisionTransformer(img_size=32, patch_size=8, embed_dim=16, depth=2, num_heads=2)
+    assert torch.equal(after_kprpe, torch.rand(3))

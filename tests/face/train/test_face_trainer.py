@@ -158,3 +158,31 @@ def test_cli_trains_a_face_vit_and_rejects_unknown_keys(face_folder, tmp_path, c
     path.write_text(yaml.safe_dump({**recipe, "epochs": 3}))
     assert main(["train", "--config", str(path)]) == 2
     assert "unknown key 'epochs'" in capsys.readouterr().err
+
+
+def test_kprpe_lr_scale_and_the_constant_landmark_control(face_folder, tmp_path):
+    """``kprpe_lr_scale`` gives W_L its own scaled groups (nothing else); ``keypoints: constant`` feeds the template
+    to the model whatever the faces' landmarks."""
+    from face.eval.reliance import constant_landmarks
+    from face.models import build_model
+    from kprpe.core import KeypointRPE
+
+    model = {"preset": "vit_tiny", "img_size": 32, "patch_size": 8, "depth": 1, "rpe": "kprpe", "output_dim": 16}
+    trainer = Trainer(_config(face_folder, tmp_path / "a", model=model, kprpe_lr_scale=10.0), progress=False)
+    w_l = {id(p) for m in trainer.model.modules() if isinstance(m, KeypointRPE) for p in m.parameters()}
+    scaled = [g for g in trainer.optimizer.param_groups if g.get("lr_scale", 1.0) == 10.0]
+    assert {id(p) for g in scaled for p in g["params"]} == w_l and len(w_l) == 2
+    trainer.train_step(next(iter(trainer.loader())))
+    assert all(g["lr"] == pytest.approx(10.0 * trainer.optimizer.param_groups[0]["lr"]) for g in scaled)
+
+    seen = []
+    backbone = build_model(model)
+    backbone.register_forward_pre_hook(lambda module, args: seen.append(args[1].clone()))
+    control = Trainer(_config(face_folder, tmp_path / "b", model=model, keypoints="constant"), backbone=backbone,
+                      progress=False)  # fmt: skip
+    control.train_step(next(iter(control.loader())))
+    assert torch.equal(seen[0], constant_landmarks(len(seen[0])))
+    with pytest.raises(ValueError, match="keypoints must be"):
+        _config(face_folder, tmp_path / "c", keypoints="template")
+    with pytest.raises(ValueError, match="kprpe_lr_scale"):
+        _config(face_folder, tmp_path / "c", kprpe_lr_scale=0)
