@@ -46,7 +46,6 @@ def _load_model(path: Path):
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
     from face.data import read_identification_folder, read_ijb, read_verification_bin
@@ -58,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
         format_table,
         write_results,
     )
+    from kprpe.io import load_npy
 
     if not args.bin and not args.identification and not args.raw and not args.ijb:
         raise ValueError("nothing to evaluate: give --bin, --identification, --ijb or --raw with --path-steps")
@@ -74,9 +74,7 @@ def run(args: argparse.Namespace) -> int:
     sets = {path.stem: read_verification_bin(path) for path in args.bin}
     landmarks = None
     if args.landmarks is not None:
-        if not args.landmarks.is_file():
-            raise FileNotFoundError(f"--landmarks {args.landmarks} not found")
-        landmarks = np.load(args.landmarks)
+        landmarks = load_npy(args.landmarks, "--landmarks")
     identification = {path.name: read_identification_folder(path) for path in args.identification}
     raw = read_verification_bin(args.raw) if args.raw is not None else None
     ijb = [read_ijb(path, args.ijb_name) for path in args.ijb]

@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from face.data.images import decode_image, encode_image, missing_landmarks
-from kprpe.io import atomic_path
+from kprpe.io import atomic_path, load_npy
 
 __all__ = [
     "MAGIC",
@@ -291,7 +291,7 @@ class RecordFaceDataset(Dataset):
         if landmarks is None:
             self.landmarks = missing_landmarks(len(self.keys))
         else:
-            array = np.load(landmarks) if not isinstance(landmarks, np.ndarray) else landmarks
+            array = landmarks if isinstance(landmarks, np.ndarray) else load_npy(landmarks, "landmarks")
             if array.shape != (len(self.keys), 5, 3):
                 raise ValueError(f"landmarks {landmarks if not isinstance(landmarks, np.ndarray) else ''} must be "
                                  f"({len(self.keys)}, 5, 3) for {rec}, got {array.shape}")  # fmt: skip

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from kprpe_gait.data.formats import JOINT_PKL_NAME, NUM_JOINTS, PARTITION_KEYS, SIL_PKL_NAME, probe_key
+from kprpe_gait.data.io import load_array_pickle
 
 __all__ = ["GaitDataset", "SequenceKey", "read_partition"]
 
@@ -50,8 +50,7 @@ def read_partition(path: str | os.PathLike[str]) -> dict[str, list[str]]:
 def _load_pickle(path: Path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"missing {path}")
-    with open(path, "rb") as f:
-        return np.asarray(pickle.load(f))
+    return load_array_pickle(path)
 
 
 class GaitDataset:
