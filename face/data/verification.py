@@ -121,7 +121,7 @@ def read_verification_bin(path: str | os.PathLike[str], sidecars: bool = True) -
     if not (isinstance(content, (tuple, list)) and len(content) == 2):
         raise ValueError(f"{path}: expected a pickled (images, issame) pair, got {type(content).__name__}")
     entries, issame = content
-    if not isinstance(entries, (list, tuple, np.ndarray)) or np.ndim(entries) == 0:
+    if not isinstance(entries, (list, tuple, np.ndarray)) or getattr(entries, "ndim", 1) == 0:
         raise ValueError(f"{path}: expected a list of encoded images, got {type(entries).__name__}")
     encoded = [_as_bytes(entry, path, i) for i, entry in enumerate(entries)]
     extra: dict[str, np.ndarray | None] = {"landmarks": None, "boxes": None}
@@ -129,7 +129,7 @@ def read_verification_bin(path: str | os.PathLike[str], sidecars: bool = True) -
         for kind in extra:
             side = sidecar_path(path, kind)
             if side.is_file():
-                extra[kind] = _sidecar_array(side, kind)
+                extra[kind] = _sidecar_array(side, kind, len(encoded))
     return VerificationPairs(encoded, _labels(issame, path), path=str(path), **extra)
 
 
@@ -144,12 +144,16 @@ def _labels(issame: object, path: Path) -> np.ndarray:
     return labels.astype(bool)
 
 
-def _sidecar_array(side: Path, kind: str) -> np.ndarray:
-    """A ``.landmarks.npy`` / ``.boxes.npy`` sidecar as float32 (its shape is checked by the caller)."""
+def _sidecar_array(side: Path, kind: str, count: int) -> np.ndarray:
+    """A ``.landmarks.npy`` / ``.boxes.npy`` sidecar of ``count`` images as float32; errors name the sidecar."""
     array = load_npy(side, f"{kind} sidecar")
-    if array.dtype.kind not in "biuf":
-        raise ValueError(f"{side}: {kind} must be numbers, got dtype {array.dtype}")
+    shape = (count, *_SIDECAR_SHAPES[kind])
+    if array.dtype.kind not in "biuf" or array.shape != shape:
+        raise ValueError(f"{side}: {kind} must be {shape} numbers, one per image, got {array.shape} {array.dtype}")
     return array.astype(np.float32)
+
+
+_SIDECAR_SHAPES = {"landmarks": (5, 3), "boxes": (4,)}
 
 
 def write_verification_bin(
