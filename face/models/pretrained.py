@@ -453,22 +453,43 @@ def _load_strict(model: FaceViT, state_dict: Mapping[str, torch.Tensor], source:
     model.load_state_dict(state_dict, strict=True)
 
 
-def _cvlface_files(folder: Path) -> tuple[Path, dict[str, Any] | None]:
+def _cvlface_files(folder: Path) -> tuple[Path, dict[str, Any] | None, str]:
+    """The weights of a CVLface folder, the model section of its first config that has one, and how
+    errors name them (the weights, and the config read or the configs that held no model section)."""
     candidates = ["model.safetensors", "model.pt", "pretrained_model/model.pt", "pretrained_model/model.safetensors"]
     weights = next((folder / c for c in candidates if (folder / c).is_file()), None)
     if weights is None:
         raise FileNotFoundError(f"{folder}: no checkpoint found (looked for {', '.join(candidates)})")
     configs = ["pretrained_model/model.yaml", "model.yaml", "pretrained_model/config.yaml", "config.yaml", CONFIG_NAME]
-    return weights, _first_model_section(folder / c for c in configs)
+    return (weights, *_first_model_section(weights, [folder / c for c in configs]))
 
 
-def _first_model_section(paths: Any) -> dict[str, Any] | None:
-    for path in paths:
-        if path.is_file():
-            section = _model_section(_read_config_file(path))
-            if section is not None:
-                return section
-    return None
+def _first_model_section(weights: Path, paths: list[Path]) -> tuple[dict[str, Any] | None, str]:
+    present = [path for path in paths if path.is_file()]
+    for path in present:
+        section = _model_section(_read_config_file(path))
+        if section is not None:
+            return _checked_section(section, path), f"{weights} with {path}"
+    if present:
+        return None, f"{weights} (no model section in {', '.join(map(str, present))})"
+    return None, str(weights)
+
+
+#: types of the CVLface config entries that :func:`infer_config` reads (``None``: absent is fine)
+_SECTION_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "color_space": (str,), "mask_ratio": (int, float), "rpe_config": (Mapping,),
+}  # fmt: skip
+_RPE_TYPES: dict[str, tuple[type, ...]] = {"ratio": (int, float), "ctx_type": (str,), "method": (str,)}
+
+
+def _checked_section(section: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``section`` when the entries :func:`infer_config` reads have their types (a hand-edited YAML may not)."""
+    for table, types in ((section, _SECTION_TYPES), (section.get("rpe_config") or {}, _RPE_TYPES)):
+        for key, kinds in types.items():
+            value = table.get(key) if isinstance(table, Mapping) else None
+            if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+                raise ValueError(f"{path}: {key} {value!r} must be {' or '.join(k.__name__ for k in kinds)}")
+    return section
 
 
 def load_pretrained(path: str | os.PathLike[str], backend: str = "auto", num_heads: int | None = None) -> FaceViT:
@@ -494,19 +515,18 @@ def load_pretrained(path: str | os.PathLike[str], backend: str = "auto", num_hea
     if path.is_file() and path.name == WEIGHTS_NAME and _is_ours(path.parent / CONFIG_NAME):
         return _load_ours(path, path.parent / CONFIG_NAME, backend)
     if path.is_dir():
-        weights, their_config = _cvlface_files(path)
+        weights, their_config, source = _cvlface_files(path)
     elif path.is_file():
-        weights, their_config = path, _first_model_section([path.with_suffix(".yaml")])
+        weights, (their_config, source) = path, _first_model_section(path, [path.with_suffix(".yaml")])
     else:
         raise FileNotFoundError(f"{path} does not exist")
-    source = str(weights)
-    state_dict = cvlface_to_facevit(load_state_dict_file(weights), source)
+    state_dict = cvlface_to_facevit(load_state_dict_file(weights), str(weights))
     args = infer_config(state_dict, their_config, source, num_heads)
     if (their_config or {}).get("color_space", "RGB").upper() == "BGR":
         state_dict["patch_embed.weight"] = state_dict["patch_embed.weight"].flip(1)  # the model now takes RGB
     with no_weight_init():  # every parameter is loaded strictly right below
         model = FaceViT(**args, backend=backend)
-    _load_strict(model, state_dict, source)
+    _load_strict(model, state_dict, str(weights))
     return model.eval()
 
 

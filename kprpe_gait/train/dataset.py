@@ -40,10 +40,18 @@ def read_partition(path: str | os.PathLike[str]) -> dict[str, list[str]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no partition file at {path}")
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError, which do not name the file
+        raise ValueError(f"partition {path}: not UTF-8 JSON ({type(e).__name__}: {e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"partition {path}: expected a JSON object, got {type(data).__name__}")
     missing = [k for k in PARTITION_KEYS if k not in data]
     if missing:
         raise ValueError(f"partition {path} lacks {missing}; expected keys {list(PARTITION_KEYS)}")
+    for key in PARTITION_KEYS:
+        if not isinstance(data[key], list) or not all(isinstance(v, (str, int)) for v in data[key]):
+            raise ValueError(f"partition {path}: {key} must be a list of names, got {str(data[key])[:80]}")
     return {k: [str(v) for v in data[k]] for k in PARTITION_KEYS}
 
 

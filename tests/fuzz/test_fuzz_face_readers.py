@@ -115,11 +115,9 @@ def _face_tree(root: Path, names: list[str]) -> None:
 
 
 def _landmark_csv_bytes(names: list[str]) -> bytes:
-    path = Path(io.StringIO().__class__.__name__)  # placeholder never written
-    del path
     buffer = io.StringIO()
-    buffer.write("image," + ",".join(f"{a}{i}" for i in range(5) for a in "xy") + "," + ",".join(f"c{i}" for i in range(5)))
-    buffer.write("\n")
+    header = ["image"] + [f"{a}{i}" for i in range(5) for a in "xy"] + [f"c{i}" for i in range(5)]
+    buffer.write(",".join(header) + "\n")
     for k, name in enumerate(names):
         values = [f"{1 + (k + j) % 8:.4f}" for j in range(10)] + ["0.9"] * 5
         if k == 1:
@@ -163,7 +161,13 @@ def _use_identification(root: Path) -> None:
 @given(data=st.data())
 def test_fuzz_tinyface(tmp_path: Path, data: st.DataObject) -> None:
     root = tmp_path / "tinyface"
-    names = ["Probe/1_1.png", "Probe/2_1.jpg", "Gallery_Match/1_2.png", "Gallery_Match/2_3.jpg", "Gallery_Distractor/x.png"]
+    names = [
+        "Probe/1_1.png",
+        "Probe/2_1.jpg",
+        "Gallery_Match/1_2.png",
+        "Gallery_Match/2_3.jpg",
+        "Gallery_Distractor/x.png",
+    ]
     _face_tree(root, names)
     (root / "landmarks.csv").write_bytes(_landmark_csv_bytes(names[:3]))
     target = root / data.draw(st.sampled_from(["landmarks.csv", names[0], names[3]]))
