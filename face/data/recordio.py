@@ -82,8 +82,8 @@ def unpack_record(data: bytes, where: str = "record") -> tuple[IRHeader, bytes]:
     return IRHeader(flag, label, id_, id2), rest
 
 
-def _read_index(idx: Path, rec_size: int) -> dict[int, int]:
-    """``key -> byte offset`` of a ``.idx``; every offset must point into the ``.rec`` (of ``rec_size`` bytes)."""
+def _read_index(idx: Path) -> dict[int, int]:
+    """``key -> byte offset`` of a ``.idx`` (an offset past the end of a truncated ``.rec`` fails when read)."""
     try:
         text = idx.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
@@ -97,8 +97,8 @@ def _read_index(idx: Path, rec_size: int) -> dict[int, int]:
             offsets[int(key)] = int(offset)
         except ValueError:
             raise ValueError(f"{idx}:{line_no}: expected 'key<TAB>offset', got {line.rstrip()!r}") from None
-        if not 0 <= offsets[int(key)] < rec_size:
-            raise ValueError(f"{idx}:{line_no}: offset {offset.strip()} is outside the {rec_size}-byte .rec")
+        if offsets[int(key)] < 0:
+            raise ValueError(f"{idx}:{line_no}: negative offset {offset.strip()}")
     return offsets
 
 
@@ -127,8 +127,8 @@ class RecordIOReader:
         for path in (self.rec, self.idx):
             if not path.is_file():
                 raise FileNotFoundError(f"RecordIO file {path} not found")
+        self.offsets = _read_index(self.idx)
         self._size = self.rec.stat().st_size
-        self.offsets = _read_index(self.idx, self._size)
         self._handle = None
         self._pid: int | None = None
 
