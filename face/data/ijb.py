@@ -120,9 +120,7 @@ def _numbers(path: Path, rows: list[list[str]], columns: slice, dtype: type) -> 
             try:
                 np.array(row[columns], dtype=dtype)
             except (ValueError, OverflowError):
-                raise ValueError(
-                    f"{path}: row {number}: not a {np.dtype(dtype).name} number in {row[columns]}"
-                ) from None
+                raise ValueError(f"{path}: row {number}: not a number in {row[columns]} (or out of range)") from None
         raise
 
 

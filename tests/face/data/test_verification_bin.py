@@ -72,7 +72,7 @@ def test_bad_bins_are_named(tmp_path):
     with pytest.raises(ValueError, match="odd.bin: 3 images for 2 pairs"):
         read_verification_bin(tmp_path / "odd.bin")
     np.save(tmp_path / "cut.landmarks.npy", np.zeros((3, 5, 3)))
-    with pytest.raises(ValueError, match=r"cut.bin: landmarks must be \(4, 5, 3\)"):
+    with pytest.raises(ValueError, match=r"cut\.landmarks\.npy: landmarks must be \(4, 5, 3\)"):  # the sidecar is named
         read_verification_bin(tmp_path / "cut.bin")
 
 
