@@ -44,14 +44,17 @@ def image_csv_rows(path: str | os.PathLike[str], kind: str = "landmark CSV") -> 
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{kind} {path} not found")
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or not header or header[0].strip() != "image":
-            raise ValueError(f"{path}: expected a header starting with 'image', got {header!r}")
-        for line, row in enumerate(reader, start=2):
-            if row and any(cell.strip() for cell in row):
-                yield line, row
+        try:
+            header = next(reader, None)
+            if header is None or not header or header[0].strip() != "image":
+                raise ValueError(f"{path}: expected a header starting with 'image', got {header!r}")
+            for line, row in enumerate(reader, start=2):
+                if row and any(cell.strip() for cell in row):
+                    yield line, row
+        except (UnicodeDecodeError, csv.Error) as e:  # neither names the file
+            raise ValueError(f"{path}: not a UTF-8 {kind} ({type(e).__name__}: {e})") from None
 
 
 def read_landmark_csv(path: str | os.PathLike[str]) -> list[tuple[str, torch.Tensor]]:

@@ -1,6 +1,7 @@
 """Strict configuration checks shared by every task package (gait, face, tools).
 
 Configs are data (YAML mappings); a misspelt key must be an error that names it, never silently dropped.
+``read_yaml_mapping`` reads one such file (any malformed file is a ``ValueError`` naming it);
 ``check_keys`` raises ``ValueError`` naming the unknown keys and listing the valid ones; ``constructor_keys``
 reads the valid keys off a constructor's signature; ``split_known`` separates keys merely inherited from a
 framework's defaults (OpenGait merges every config into its ``default.yaml``).
@@ -9,10 +10,36 @@ framework's defaults (OpenGait merges every config into its ``default.yaml``).
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["check_keys", "constructor_keys", "split_known"]
+__all__ = ["check_keys", "constructor_keys", "read_yaml_mapping", "split_known"]
+
+
+def read_yaml_mapping(path: str | os.PathLike[str], what: str = "config") -> dict[str, Any]:
+    """A YAML file holding a mapping (an empty file is ``{}``), read with ``yaml.safe_load``.
+
+    Raises:
+        FileNotFoundError: naming ``what`` and the path.
+        ValueError: naming the file when it is not UTF-8 YAML or holds no mapping.
+    """
+    import yaml
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} {path} not found")
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    try:
+        data = yaml.safe_load(raw.decode("utf-8"))
+    # yaml.YAMLError is no ValueError, and neither it nor UnicodeDecodeError names the file
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise ValueError(f"{path}: not a readable YAML {what} ({type(e).__name__}: {e})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a {what} must be a mapping of keys to values, got {type(data).__name__}")
+    return data
 
 
 def constructor_keys(obj: Callable[..., Any], skip: Iterable[str] = ("self",)) -> set[str]:

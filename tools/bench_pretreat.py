@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import pickle
 import platform
 import resource
 import shutil
@@ -41,7 +40,13 @@ sys.path.insert(0, str(REPO))
 from kprpe.benchmark import command_line, publish
 from kprpe_gait.data.crop import crop_silhouette
 from kprpe_gait.data.formats import SIL_PKL_NAME
-from kprpe_gait.data.io import frame_number, list_sequence_folders, load_sequence, read_silhouette_png
+from kprpe_gait.data.io import (
+    frame_number,
+    list_sequence_folders,
+    load_array_pickle,
+    load_sequence,
+    read_silhouette_png,
+)
 from kprpe_gait.data.pretreat import POSE_DIR_NAME, SIL_DIR_NAME, list_files, pretreat_frames
 from kprpe_gait.data.recover import convert_opengait_pickles, joint_errors
 from kprpe_gait.data.synth import SynthConfig, generate
@@ -119,8 +124,7 @@ def parity(raw: Path, opengait_out: Path, ours_out: Path) -> dict:
         og_path = opengait_out.joinpath(*key, f"{key[2]}.pkl")
         theirs = np.zeros((0, 64, 64), np.uint8)
         if og_path.exists():
-            with open(og_path, "rb") as handle:
-                theirs = pickle.load(handle)
+            theirs = load_array_pickle(og_path)
         stats["kept_opengait"] += len(theirs)
         kept = [p for p in pngs if crop_silhouette(read_silhouette_png(p)).dropped is None]
         if len(kept) != len(theirs):

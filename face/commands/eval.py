@@ -125,7 +125,6 @@ def _reliance(model, pairs, points, args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
     import torch
 
     from face.data import read_identification_folder, read_ijb, read_verification_bin
@@ -139,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         write_results,
     )
     from face.eval.landmark_sources import pair_landmarks
+    from kprpe.io import load_npy
 
     if not args.bin and not args.identification and not args.raw and not args.ijb:
         raise ValueError("nothing to evaluate: give --bin, --identification, --ijb or --raw with --path-steps")
@@ -160,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     if landmark_file is not None:
         if not landmark_file.is_file():
             raise FileNotFoundError(f"--landmarks {landmark_file} not found")
-        landmarks = np.load(landmark_file)
+        landmarks = load_npy(landmark_file, "--landmarks")
     if source == "sidecar":
         lacking = [str(path) for path, pairs in zip(args.bin, sets.values()) if pairs.landmarks is None]
         if lacking:

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from face.data.folder import IMAGE_EXTENSIONS
-from face.data.images import load_image, missing_landmarks
+from face.data.images import image_size, load_image, missing_landmarks
 from face.landmarks import read_landmark_csv
 
 __all__ = ["DISTRACTOR_LABEL", "FaceList", "IdentificationSet", "read_identification_folder"]
@@ -69,10 +68,7 @@ class FaceList(Sequence):
 
     def resized_landmarks(self) -> torch.Tensor:
         """``(N, 5, 3)`` landmarks in pixels of the resized images (without decoding them)."""
-        sizes = []
-        for path in self.paths:
-            with Image.open(self.root / path) as img:
-                sizes.append(img.size)  # (W, H)
+        sizes = [image_size(self.root / path) for path in self.paths]  # (W, H)
         scale = self.size / torch.tensor(sizes, dtype=torch.float32)  # (N, 2)
         points = self.landmarks.clone()
         points[..., :2] = (points[..., :2] + 0.5) * scale[:, None] - 0.5

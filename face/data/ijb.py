@@ -27,6 +27,7 @@ a label that is not 0 or 1.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -105,17 +106,24 @@ def _meta_path(root: Path, prefix: str, stem: str, suffix: str = ".txt") -> Path
     return path
 
 
+def _text_lines(path: Path) -> list[str]:
+    """The lines of a (small) meta file; a file that is not UTF-8 is a ``ValueError`` naming it."""
+    try:
+        return list(io.StringIO(path.read_bytes().decode("utf-8"), newline=None))  # newlines as open() reads them
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not a UTF-8 text file ({e})") from None
+
+
 def _read_rows(path: Path, fields: int) -> list[list[str]]:
     """Whitespace-separated rows of ``path`` with exactly ``fields`` fields (blank lines skipped)."""
     rows = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != fields:
-                raise ValueError(f"{path}:{number}: expected {fields} fields, got {len(parts)}: {line.strip()!r}")
-            rows.append(parts)
+    for number, line in enumerate(_text_lines(path), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != fields:
+            raise ValueError(f"{path}:{number}: expected {fields} fields, got {len(parts)}: {line.strip()!r}")
+        rows.append(parts)
     if not rows:
         raise ValueError(f"{path}: no rows")
     return rows
@@ -124,12 +132,12 @@ def _read_rows(path: Path, fields: int) -> list[list[str]]:
 def _numbers(path: Path, rows: list[list[str]], columns: slice, dtype: type) -> np.ndarray:
     try:
         return np.array([row[columns] for row in rows], dtype=dtype)
-    except ValueError:
+    except (ValueError, OverflowError):
         for number, row in enumerate(rows, 1):
             try:
                 np.array(row[columns], dtype=dtype)
-            except ValueError:
-                raise ValueError(f"{path}: row {number}: not a number in {row[columns]}") from None
+            except (ValueError, OverflowError):
+                raise ValueError(f"{path}: row {number}: not a number in {row[columns]} (or out of range)") from None
         raise
 
 
@@ -203,7 +211,10 @@ def iter_pair_chunks(path: str | os.PathLike[str], chunk_bytes: int = _PAIR_CHUN
     first_row = 1
     with open(path, encoding="utf-8") as handle:
         while True:
-            lines = handle.readlines(chunk_bytes)
+            try:
+                lines = handle.readlines(chunk_bytes)
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path}: not a UTF-8 text file after row {first_row - 1} ({e})") from None
             if not lines:
                 return
             fields = " ".join(lines).split()
@@ -214,7 +225,7 @@ def iter_pair_chunks(path: str | os.PathLike[str], chunk_bytes: int = _PAIR_CHUN
                 chunk = chunk.reshape(-1, 3)
                 if len(chunk) != sum(1 for line in lines if line.strip()):
                     raise ValueError
-            except ValueError:
+            except (ValueError, OverflowError):
                 for offset, line in enumerate(lines):
                     parts = line.split()
                     if parts and (len(parts) != 3 or not all(p.lstrip("-").isdigit() for p in parts)):

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+import os
 
 import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["decode_image", "encode_image", "load_image", "missing_landmarks"]
+__all__ = ["PIL_ERRORS", "decode_image", "encode_image", "image_size", "load_image", "missing_landmarks"]
+
+#: what PIL raises for corrupt, truncated or oversized image data (a decompression bomb is no OSError)
+PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 
 
 def decode_image(data: bytes | bytearray | memoryview | np.ndarray, where: str) -> torch.Tensor:
@@ -26,9 +30,20 @@ def decode_image(data: bytes | bytearray | memoryview | np.ndarray, where: str) 
     try:
         with Image.open(io.BytesIO(bytes(data))) as img:
             array = np.asarray(img.convert("RGB"))
-    except (OSError, SyntaxError, ValueError) as e:  # what PIL raises for corrupt or truncated data
+    except PIL_ERRORS as e:
         raise ValueError(f"{where}: not a decodable image ({type(e).__name__}: {e})") from None
     return torch.from_numpy(array.copy()).permute(2, 0, 1)
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """``(width, height)`` of an image file from its header (nothing decoded); errors name the file."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image {path} not found") from None
+    except PIL_ERRORS as e:
+        raise ValueError(f"{path}: not a decodable image ({type(e).__name__}: {e})") from None
 
 
 def encode_image(image: torch.Tensor | np.ndarray, format: str = "png", quality: int = 95) -> bytes:

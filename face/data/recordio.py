@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from face.data.images import decode_image, encode_image, missing_landmarks
-from kprpe.io import atomic_path
+from kprpe.io import atomic_path, load_npy
 
 __all__ = [
     "MAGIC",
@@ -82,6 +82,33 @@ def unpack_record(data: bytes, where: str = "record") -> tuple[IRHeader, bytes]:
     return IRHeader(flag, label, id_, id2), rest
 
 
+def _read_index(idx: Path) -> dict[int, int]:
+    """``key -> byte offset`` of a ``.idx`` (an offset past the end of a truncated ``.rec`` fails when read)."""
+    try:
+        text = idx.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{idx}: not a UTF-8 RecordIO index ({e})") from None
+    offsets: dict[int, int] = {}
+    for line_no, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            key, offset = line.split("\t")
+            offsets[int(key)] = int(offset)
+        except ValueError:
+            raise ValueError(f"{idx}:{line_no}: expected 'key<TAB>offset', got {line.rstrip()!r}") from None
+        if offsets[int(key)] < 0:
+            raise ValueError(f"{idx}:{line_no}: negative offset {offset.strip()}")
+    return offsets
+
+
+def _integer_label(label: float, where: str) -> int:
+    """A record's float label as the integer it stands for; NaN or infinite is a corrupt record."""
+    if not np.isfinite(label):
+        raise ValueError(f"{where}: label {label} is not a number")
+    return int(label)
+
+
 class RecordIOReader:
     """Random access to the records of a ``.rec`` through its ``.idx``.
 
@@ -100,18 +127,7 @@ class RecordIOReader:
         for path in (self.rec, self.idx):
             if not path.is_file():
                 raise FileNotFoundError(f"RecordIO file {path} not found")
-        self.offsets: dict[int, int] = {}
-        with open(self.idx) as f:
-            for line_no, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    key, offset = line.split("\t")
-                    self.offsets[int(key)] = int(offset)
-                except ValueError:
-                    raise ValueError(
-                        f"{self.idx}:{line_no}: expected 'key<TAB>offset', got {line.rstrip()!r}"
-                    ) from None
+        self.offsets = _read_index(self.idx)
         self._size = self.rec.stat().st_size
         self._handle = None
         self._pid: int | None = None
@@ -281,7 +297,7 @@ class RecordFaceDataset(Dataset):
         else:
             header, _ = unpack_record(self.reader.read(0), f"{self.reader.rec}: record 0")
             if header.flag > 0:
-                self.keys = list(range(1, int(header.label[0])))
+                self.keys = self._image_keys(_integer_label(header.label[0], f"{self.reader.rec}: record 0"))
             else:
                 self.keys = sorted(self.reader.offsets)
         self._labels: torch.Tensor | None = None
@@ -291,11 +307,20 @@ class RecordFaceDataset(Dataset):
         if landmarks is None:
             self.landmarks = missing_landmarks(len(self.keys))
         else:
-            array = np.load(landmarks) if not isinstance(landmarks, np.ndarray) else landmarks
+            array = landmarks if isinstance(landmarks, np.ndarray) else load_npy(landmarks, "landmarks")
             if array.shape != (len(self.keys), 5, 3):
                 raise ValueError(f"landmarks {landmarks if not isinstance(landmarks, np.ndarray) else ''} must be "
                                  f"({len(self.keys)}, 5, 3) for {rec}, got {array.shape}")  # fmt: skip
             self.landmarks = torch.as_tensor(array, dtype=torch.float32)
+
+    def _image_keys(self, end: int) -> list[int]:
+        """Keys ``1 .. end - 1`` that the header record announces, each checked against the index."""
+        if not 1 <= end <= max(self.reader.offsets) + 1:
+            raise ValueError(f"{self.reader.rec}: record 0 announces images 1..{end - 1}, not in {self.reader.idx}")
+        missing = [key for key in range(1, end) if key not in self.reader.offsets]
+        if missing:
+            raise ValueError(f"{self.reader.idx}: no entry for image record(s) {missing[:5]} of {self.reader.rec}")
+        return list(range(1, end))
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -309,8 +334,9 @@ class RecordFaceDataset(Dataset):
             head = self.reader.read_head(key, _IR_SIZE + 4 * flag)
         if len(head) < _IR_SIZE + 4 * flag:  # a first part cut short by an escaped magic word: read it all
             head = self.reader.read(key)
-        header, _ = unpack_record(head, f"{self.reader.rec}: record {key}")
-        return int(header.label if header.flag == 0 else header.label[0])
+        where = f"{self.reader.rec}: record {key}"
+        header, _ = unpack_record(head, where)
+        return _integer_label(header.label if header.flag == 0 else header.label[0], where)
 
     @property
     def labels(self) -> torch.Tensor:
@@ -323,8 +349,7 @@ class RecordFaceDataset(Dataset):
         key = self.keys[index]
         where = f"{self.reader.rec}: record {key}"
         header, payload = unpack_record(self.reader.read(key), where)
-        label = header.label if header.flag == 0 else header.label[0]
-        return int(label), payload
+        return _integer_label(header.label if header.flag == 0 else header.label[0], where), payload
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         label, payload = self._read(index)

@@ -2,8 +2,9 @@
 
 A ``.bin`` is ``pickle.dump((images, issame))``: ``images`` a list of ``2N`` encoded images (JPEG/PNG bytes;
 pair ``k`` is entries ``2k`` and ``2k + 1``), ``issame`` a list of ``N`` booleans. Files written by Python 2
-need ``pickle.load(f, encoding="bytes")``, which is how they are read here. The standard file holds no
-landmarks, so optional sidecars beside it carry what KP-RPE and the Fig. 5 path need:
+need ``encoding="bytes"``, which is how they are read here, with :func:`kprpe.io.safe_pickle_load` (a ``.bin``
+is a download: a pickle naming anything but containers, bytes and numbers is refused unrun). The standard
+file holds no landmarks, so optional sidecars beside it carry what KP-RPE and the Fig. 5 path need:
 
 * ``<stem>.landmarks.npy``: ``(2N, 5, 3)`` float32 pixel ``x, y`` + confidence on each entry's image;
 * ``<stem>.flip_landmarks.npy``: ``(2N, 5, 3)`` the same on each entry's *mirrored* image (in its own pixel
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from face.data.images import decode_image, encode_image
-from kprpe.io import atomic_open, atomic_write_bytes
+from kprpe.io import atomic_open, atomic_write_bytes, load_npy, safe_pickle_load
 
 __all__ = [
     "VerificationPairs",
@@ -130,22 +131,43 @@ def read_verification_bin(path: str | os.PathLike[str], sidecars: bool = True) -
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"verification file {path} not found")
-    try:
-        with open(path, "rb") as f:
-            content = pickle.load(f, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, ValueError) as e:
-        raise ValueError(f"{path}: not a verification .bin pickle ({type(e).__name__}: {e})") from None
+    content = safe_pickle_load(path, encoding="bytes", what="verification .bin pickle")
     if not (isinstance(content, (tuple, list)) and len(content) == 2):
         raise ValueError(f"{path}: expected a pickled (images, issame) pair, got {type(content).__name__}")
     entries, issame = content
+    if not isinstance(entries, (list, tuple, np.ndarray)) or getattr(entries, "ndim", 1) == 0:
+        raise ValueError(f"{path}: expected a list of encoded images, got {type(entries).__name__}")
     encoded = [_as_bytes(entry, path, i) for i, entry in enumerate(entries)]
     extra: dict[str, np.ndarray | None] = {"landmarks": None, "flip_landmarks": None, "boxes": None}
     if sidecars:
         for kind in extra:
             side = sidecar_path(path, kind)
             if side.is_file():
-                extra[kind] = np.load(side).astype(np.float32)
-    return VerificationPairs(encoded, np.asarray(issame, dtype=bool), path=str(path), **extra)
+                extra[kind] = _sidecar_array(side, kind, len(encoded))
+    return VerificationPairs(encoded, _labels(issame, path), path=str(path), **extra)
+
+
+def _labels(issame: object, path: Path) -> np.ndarray:
+    """The pair labels as a bool vector: a list of booleans (or 0/1 numbers) and nothing else."""
+    try:
+        labels = np.asarray(issame)
+    except ValueError as e:  # ragged nesting
+        raise ValueError(f"{path}: issame is not a list of booleans ({e})") from None
+    if labels.ndim != 1 or labels.dtype.kind not in "biu" or not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"{path}: issame must be a list of booleans, got {labels.dtype} of shape {labels.shape}")
+    return labels.astype(bool)
+
+
+def _sidecar_array(side: Path, kind: str, count: int) -> np.ndarray:
+    """A ``.landmarks.npy`` / ``.boxes.npy`` sidecar of ``count`` images as float32; errors name the sidecar."""
+    array = load_npy(side, f"{kind} sidecar")
+    shape = (count, *_SIDECAR_SHAPES[kind])
+    if array.dtype.kind not in "biuf" or array.shape != shape:
+        raise ValueError(f"{side}: {kind} must be {shape} numbers, one per image, got {array.shape} {array.dtype}")
+    return array.astype(np.float32)
+
+
+_SIDECAR_SHAPES = {"landmarks": (5, 3), "boxes": (4,)}
 
 
 def write_verification_bin(

@@ -51,10 +51,12 @@ counterpart here and are reported as unsupported keys.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
 import re
+import struct
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,7 @@ __all__ = [
     "infer_config",
     "load_pretrained",
     "load_state_dict_file",
+    "read_safetensors_header",
     "save_pretrained",
 ]
 
@@ -120,6 +123,81 @@ _HINTS = {
 
 # ----------------------------------------------------------------------------------------- reading files
 
+#: bytes per element of each safetensors dtype
+_SAFETENSORS_DTYPES = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}  # fmt: skip
+_MAX_HEADER_BYTES = 100 << 20  # the limit of the safetensors format itself
+
+
+def read_safetensors_header(path: str | os.PathLike[str]) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape of a ``.safetensors`` file, checked against the file's size; no tensor is read.
+
+    Raises:
+        FileNotFoundError: naming the path.
+        ValueError: naming the file and what is wrong with its header (length, JSON, dtype, shape, offsets).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            raise ValueError(f"{path}: corrupt safetensors header (file of {len(head)} bytes)")
+        (length,) = struct.unpack("<Q", head)
+        data_bytes = path.stat().st_size - 8 - length
+        if length > _MAX_HEADER_BYTES or data_bytes < 0:
+            raise ValueError(f"{path}: corrupt safetensors header (announces {length} header bytes)")
+        raw = handle.read(length)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError
+        raise ValueError(f"{path}: corrupt safetensors header (not UTF-8 JSON: {e})") from None
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: corrupt safetensors header (a JSON {type(header).__name__}, not an object)")
+    shapes = {}
+    for name, entry in header.items():
+        if name != "__metadata__":
+            shapes[name] = _header_entry(entry, data_bytes, f"{path}: corrupt safetensors header, tensor {name!r}")
+    return shapes
+
+
+def _header_entry(entry: Any, data_bytes: int, where: str) -> tuple[int, ...]:
+    """The shape of one header entry, checked: known dtype, integer shape, offsets inside the data that
+    hold exactly the tensor's bytes."""
+    if not isinstance(entry, dict) or entry.get("dtype") not in _SAFETENSORS_DTYPES:
+        raise ValueError(f"{where}: no known dtype")
+    shape, offsets = entry.get("shape"), entry.get("data_offsets")
+    if not (isinstance(shape, list) and all(type(d) is int and d >= 0 for d in shape)):
+        raise ValueError(f"{where}: shape {shape!r} is not a list of sizes")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
+        raise ValueError(f"{where}: data_offsets {offsets!r} is not [begin, end]")
+    begin, end = offsets
+    if not 0 <= begin <= end <= data_bytes or end - begin != math.prod(shape) * _SAFETENSORS_DTYPES[entry["dtype"]]:
+        raise ValueError(
+            f"{where}: data_offsets {offsets} do not hold a {entry['dtype']} {shape} in {data_bytes} bytes"
+        )
+    return tuple(shape)
+
+
+def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``.safetensors`` file whose header :func:`read_safetensors_header` accepts."""
+    from safetensors.torch import load_file
+
+    read_safetensors_header(path)
+    try:
+        return load_file(str(path))
+    except Exception as e:  # the Rust reader's SafetensorError is no ValueError
+        raise ValueError(f"{path}: unreadable safetensors file ({type(e).__name__}: {e})") from None
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError, which do not name the file
+        raise ValueError(f"{path}: not a UTF-8 JSON file ({type(e).__name__}: {e})") from None
+
 
 def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """Tensors of a ``.safetensors`` or torch checkpoint file (a nested ``state_dict`` is unwrapped)."""
@@ -127,9 +205,7 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
+        return _load_safetensors(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors come in many types
@@ -143,10 +219,13 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
 
 def _read_config_file(path: Path) -> Any:
     if path.suffix == ".json":
-        return json.loads(path.read_text())
+        return _read_json(path)
     import yaml
 
-    return yaml.safe_load(path.read_text())
+    try:
+        return yaml.safe_load(path.read_bytes().decode("utf-8"))
+    except (ValueError, yaml.YAMLError) as e:
+        raise ValueError(f"{path}: not a readable YAML config ({type(e).__name__}: {e})") from None
 
 
 def _model_section(cfg: Any, depth: int = 0) -> dict[str, Any] | None:
@@ -379,22 +458,43 @@ def _load_strict(model: FaceViT, state_dict: Mapping[str, torch.Tensor], source:
     model.load_state_dict(state_dict, strict=True)
 
 
-def _cvlface_files(folder: Path) -> tuple[Path, dict[str, Any] | None]:
+def _cvlface_files(folder: Path) -> tuple[Path, dict[str, Any] | None, str]:
+    """The weights of a CVLface folder, the model section of its first config that has one, and how
+    errors name them (the weights, and the config read or the configs that held no model section)."""
     candidates = ["model.safetensors", "model.pt", "pretrained_model/model.pt", "pretrained_model/model.safetensors"]
     weights = next((folder / c for c in candidates if (folder / c).is_file()), None)
     if weights is None:
         raise FileNotFoundError(f"{folder}: no checkpoint found (looked for {', '.join(candidates)})")
     configs = ["pretrained_model/model.yaml", "model.yaml", "pretrained_model/config.yaml", "config.yaml", CONFIG_NAME]
-    return weights, _first_model_section(folder / c for c in configs)
+    return (weights, *_first_model_section(weights, [folder / c for c in configs]))
 
 
-def _first_model_section(paths: Any) -> dict[str, Any] | None:
-    for path in paths:
-        if path.is_file():
-            section = _model_section(_read_config_file(path))
-            if section is not None:
-                return section
-    return None
+def _first_model_section(weights: Path, paths: list[Path]) -> tuple[dict[str, Any] | None, str]:
+    present = [path for path in paths if path.is_file()]
+    for path in present:
+        section = _model_section(_read_config_file(path))
+        if section is not None:
+            return _checked_section(section, path), f"{weights} with {path}"
+    if present:
+        return None, f"{weights} (no model section in {', '.join(map(str, present))})"
+    return None, str(weights)
+
+
+#: types of the CVLface config entries that :func:`infer_config` reads (``None``: absent is fine)
+_SECTION_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,), "color_space": (str,), "mask_ratio": (int, float), "rpe_config": (Mapping,),
+}  # fmt: skip
+_RPE_TYPES: dict[str, tuple[type, ...]] = {"ratio": (int, float), "ctx_type": (str,), "method": (str,)}
+
+
+def _checked_section(section: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``section`` when the entries :func:`infer_config` reads have their types (a hand-edited YAML may not)."""
+    for table, types in ((section, _SECTION_TYPES), (section.get("rpe_config") or {}, _RPE_TYPES)):
+        for key, kinds in types.items():
+            value = table.get(key) if isinstance(table, Mapping) else None
+            if value is not None and (not isinstance(value, kinds) or isinstance(value, bool)):
+                raise ValueError(f"{path}: {key} {value!r} must be {' or '.join(k.__name__ for k in kinds)}")
+    return section
 
 
 def load_pretrained(path: str | os.PathLike[str], backend: str = "auto", num_heads: int | None = None) -> FaceViT:
@@ -422,36 +522,96 @@ def load_pretrained(path: str | os.PathLike[str], backend: str = "auto", num_hea
     if path.is_file() and path.name == WEIGHTS_NAME and _is_ours(path.parent / CONFIG_NAME):
         return _load_ours(path, path.parent / CONFIG_NAME, backend)
     if path.is_dir():
-        weights, their_config = _cvlface_files(path)
+        weights, their_config, source = _cvlface_files(path)
     elif path.is_file():
-        weights, their_config = path, _first_model_section([path.with_suffix(".yaml")])
+        weights, (their_config, source) = path, _first_model_section(path, [path.with_suffix(".yaml")])
     else:
         raise FileNotFoundError(f"{path} does not exist")
-    source = str(weights)
-    state_dict = cvlface_to_facevit(load_state_dict_file(weights), source)
+    state_dict = cvlface_to_facevit(load_state_dict_file(weights), str(weights))
     args = infer_config(state_dict, their_config, source, num_heads)
     if (their_config or {}).get("color_space", "RGB").upper() == "BGR":
         state_dict["patch_embed.weight"] = state_dict["patch_embed.weight"].flip(1)  # the model now takes RGB
     with no_weight_init():  # every parameter is loaded strictly right below
         model = FaceViT(**args, backend=backend)
-    _load_strict(model, state_dict, source)
+    _load_strict(model, state_dict, str(weights))
     return model.eval()
 
 
 def _load_ours(weights: Path, config_path: Path, backend: str) -> FaceViT:
-    from safetensors.torch import load_file
-
-    meta = json.loads(config_path.read_text())
-    if meta.get("version", FORMAT_VERSION) > FORMAT_VERSION:
+    meta = _read_json(config_path)
+    version = meta.get("version", FORMAT_VERSION)
+    if type(version) is not int:
+        raise ValueError(f"{config_path}: format version {version!r} is not an integer")
+    if version > FORMAT_VERSION:
         raise ValueError(f"{config_path}: format version {meta['version']} is newer than this package reads")
     if not isinstance(meta.get("model"), Mapping):
         raise ValueError(f"{config_path}: no 'model' mapping")  # noqa: TRY004 - a bad file, not a bad argument
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} is missing beside {config_path}")
-    with no_weight_init():
-        model = build_model({**meta["model"], "backend": backend})
-    _load_strict(model, load_file(str(weights)), str(weights))
+    args = _resolved_model_config(meta["model"], config_path)
+    disagreements = _architecture_disagreements(args, read_safetensors_header(weights))
+    if disagreements:  # said before the model is allocated: a wrong config.json could ask for any size
+        raise ValueError(f"{config_path} disagrees with {weights}: " + "; ".join(disagreements))
+    try:
+        with no_weight_init():
+            model = build_model({**meta["model"], "backend": backend})
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{config_path}: invalid model config ({e})") from None
+    _load_strict(model, _load_safetensors(weights), str(weights))
     return model.eval()
+
+
+#: :class:`FaceViT` arguments that set the shapes :func:`_architecture_disagreements` checks, and their type
+_SHAPE_ARGS = {"img_size": int, "patch_size": int, "embed_dim": int, "depth": int, "mlp_ratio": float,
+               "output_dim": int, "rpe": str}  # fmt: skip
+
+
+def _resolved_model_config(model_cfg: Mapping[str, Any], config_path: Path) -> dict[str, Any]:
+    """The ``model`` section of our ``config.json`` with its preset and :class:`FaceViT`'s defaults filled in,
+    the shape-setting arguments type-checked."""
+    defaults = {name: p.default for name, p in inspect.signature(FaceViT.__init__).parameters.items()
+                if p.default is not inspect.Parameter.empty}  # fmt: skip
+    preset = model_cfg.get("preset")
+    if preset is not None and (not isinstance(preset, str) or preset not in PRESETS):
+        raise ValueError(f"{config_path}: unknown face model preset {preset!r}; choose one of {sorted(PRESETS)}")
+    args = {**defaults, **(PRESETS[preset] if preset else {}), **model_cfg}
+    for name, kind in _SHAPE_ARGS.items():
+        value = args[name]
+        if type(value) is bool or not isinstance(value, int if kind is int else (kind, int)):
+            raise ValueError(f"{config_path}: model {name} must be {kind.__name__}, got {value!r}")
+        if kind is not str and value <= 0:
+            raise ValueError(f"{config_path}: model {name} must be positive, got {value!r}")
+    return args
+
+
+def _architecture_disagreements(args: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
+    """What the config's architecture says and the weights' shapes do not (``"embed_dim 96 vs 64 in ..."``)."""
+
+    def dim(key: str, axis: int) -> int | None:
+        shape = shapes.get(key)
+        return shape[axis] if shape is not None and len(shape) > axis else None
+
+    patch, tokens = dim("patch_embed.weight", 2), dim("pos_embed", 1)
+    side = math.isqrt(tokens) if tokens else None
+    depth = 1 + max((int(m.group(1)) for k in shapes if (m := re.match(r"blocks\.(\d+)\.", k))), default=-1)
+    rpe = "kprpe" if "kprpe.proj.weight" in shapes else "irpe" if "blocks.0.attn.rpe.weight" in shapes else "none"
+    found = {
+        "embed_dim": (dim("patch_embed.weight", 0), "patch_embed.weight"),
+        "patch_size": (patch, "patch_embed.weight"),
+        "img_size": (side * patch if side and patch and side * side == tokens else None, "pos_embed"),
+        "depth": (depth, "blocks.*"),
+        "mlp_ratio": (dim("blocks.0.mlp.fc1.weight", 0), "blocks.0.mlp.fc1.weight"),
+        "output_dim": (dim("head.2.weight", 0), "head.2.weight"),
+        "rpe": (rpe, "kprpe.proj / attn.rpe tables"),
+    }
+    want = dict(args)
+    want["mlp_ratio"] = int(args["embed_dim"] * args["mlp_ratio"])  # the MLP's hidden width
+    problems = []
+    for name, (value, key) in found.items():
+        if value != want[name]:
+            said = f"{want[name]} hidden units" if name == "mlp_ratio" else want[name]
+            problems.append(f"config {name} gives {said!r} but the weights have {value!r} ({key})")
+    return problems
 
 
 def save_pretrained(model: FaceViT, folder: str | os.PathLike[str]) -> Path:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from face.train.augment import AugmentConfig
-from kprpe.config import check_keys
+from kprpe.config import check_keys, read_yaml_mapping
 
 __all__ = ["TrainConfig"]
 
@@ -142,14 +142,7 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
         """Read a YAML recipe; ``overrides`` (non-``None`` values) replace its keys."""
-        import yaml
-
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"config {path} not found")
-        with open(path) as handle:
-            data = yaml.safe_load(handle) or {}
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: a config must be a mapping of keys to values")  # noqa: TRY004 (a user error)
+        data = read_yaml_mapping(path)
         data.update({k: v for k, v in overrides.items() if v is not None})
         try:
             return cls.from_dict(data)

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from kprpe.io import atomic_write_bytes as _atomic_write_bytes
+from kprpe.io import safe_pickle_load
 
 from .formats import JOINT_PKL_NAME, NUM_JOINTS, SIL_PKL_NAME, SIL_SIZE
 
@@ -314,11 +315,30 @@ def load_sequence(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
         path = folder / name
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing (a sequence folder holds {SIL_PKL_NAME} and {JOINT_PKL_NAME})")
-        with open(path, "rb") as handle:
-            arrays.append(np.asarray(pickle.load(handle)))
+        arrays.append(load_array_pickle(path))
     sils, joints = arrays
     check_sequence_arrays(sils, joints, str(folder))
     return sils, joints
+
+
+def load_array_pickle(path: str | os.PathLike) -> np.ndarray:
+    """One numeric array pickled by OpenGait or :func:`write_sequence`, read with :func:`safe_pickle_load`.
+
+    Raises:
+        DataFormatError: naming the file when it is not a pickled numeric array (a pickle that names
+            anything but containers, numbers and numpy arrays is refused before anything of it runs).
+    """
+    try:
+        content = safe_pickle_load(path)
+    except ValueError as err:  # already names the file
+        raise DataFormatError(str(err)) from None
+    try:
+        array = np.asarray(content)
+    except ValueError as err:  # ragged nested lists
+        raise DataFormatError(f"{path}: not an array ({err})") from None
+    if array.dtype.kind not in "biuf":
+        raise DataFormatError(f"{path}: expected a numeric array, got dtype {array.dtype}")
+    return array
 
 
 def list_sequence_folders(root: str | os.PathLike) -> list[tuple[str, str, str]]:

@@ -67,7 +67,6 @@ dropped frame by content needs either less pose noise or the raw silhouettes.
 from __future__ import annotations
 
 import os
-import pickle
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +78,7 @@ from .io import (
     FRAME_RE,
     DataFormatError,
     frame_number,
+    load_array_pickle,
     read_pose_files,
     remove_sequence,
     remove_stale_temporaries,
@@ -284,11 +284,7 @@ def load_opengait_sils(folder: Path) -> np.ndarray:
     pkls = sorted(folder.glob("*.pkl"))
     if len(pkls) != 1:
         raise DataFormatError(f"{folder}: expected one silhouette .pkl (OpenGait's '<seq>.pkl'), found {len(pkls)}")
-    try:
-        with open(pkls[0], "rb") as handle:
-            sils = np.asarray(pickle.load(handle))
-    except (OSError, pickle.UnpicklingError, EOFError) as err:
-        raise DataFormatError(f"{pkls[0]}: unreadable pickle ({err})") from err
+    sils = load_array_pickle(pkls[0])
     if sils.ndim != 3 or sils.shape[1:] != (SIL_SIZE, SIL_SIZE):
         raise DataFormatError(f"{pkls[0]}: expected (T, {SIL_SIZE}, {SIL_SIZE}) silhouettes, got {sils.shape}")
     return sils.astype(np.uint8)

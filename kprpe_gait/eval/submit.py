@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from kprpe.config import read_yaml_mapping
 
 from .metrics import METRICS, evaluate_retrieval, pairwise_distance, sequence_keys
 from .rerank import RERANK_K1, RERANK_K2, RERANK_LAMBDA, k_reciprocal_rerank
@@ -159,15 +160,10 @@ def _parse_formats(text: str) -> tuple[str, ...]:
 
 def load_config(path: str | Path) -> dict[str, Any]:
     """An OpenGait-style YAML; it must hold a ``model_cfg`` mapping."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no config file at {path}")
-    cfg = yaml.safe_load(path.read_text())
-    if not isinstance(cfg, Mapping):
-        raise TypeError(f"config {path} is not a YAML mapping of sections")
+    cfg = read_yaml_mapping(path, "config file")
     if not isinstance(cfg.get("model_cfg"), Mapping):
-        raise KeyError(f"config {path} has no model_cfg section (the network to build)")
-    return dict(cfg)
+        raise ValueError(f"config {path} has no model_cfg section (the network to build)")
+    return cfg
 
 
 def _section(cfg: Mapping[str, Any], name: str) -> Mapping[str, Any]:

@@ -13,9 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from kprpe.config import check_keys, constructor_keys, split_known
+from kprpe.config import check_keys, constructor_keys, read_yaml_mapping, split_known
 
 __all__ = ["check_keys", "constructor_keys", "load_opengait_defaults", "split_known"]
 
@@ -28,5 +26,4 @@ def load_opengait_defaults(path: str | os.PathLike[str] = "configs/default.yaml"
     path = Path(path)
     if not path.is_file():
         return {}
-    with path.open() as f:
-        return yaml.safe_load(f) or {}
+    return read_yaml_mapping(path, "OpenGait default config")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from kprpe_gait.data.formats import JOINT_PKL_NAME, NUM_JOINTS, PARTITION_KEYS, SIL_PKL_NAME, probe_key
+from kprpe_gait.data.io import load_array_pickle
 
 __all__ = ["GaitDataset", "SequenceKey", "read_partition"]
 
@@ -44,10 +44,18 @@ def read_partition(path: str | os.PathLike[str]) -> dict[str, list[str]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no partition file at {path}")
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except ValueError as e:  # UnicodeDecodeError and JSONDecodeError, which do not name the file
+        raise ValueError(f"partition {path}: not UTF-8 JSON ({type(e).__name__}: {e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"partition {path}: expected a JSON object, got {type(data).__name__}")
     missing = [k for k in PARTITION_KEYS if k not in data]
     if missing:
         raise ValueError(f"partition {path} lacks {missing}; expected keys {list(PARTITION_KEYS)}")
+    for key in PARTITION_KEYS:
+        if not isinstance(data[key], list) or not all(isinstance(v, (str, int)) for v in data[key]):
+            raise ValueError(f"partition {path}: {key} must be a list of names, got {str(data[key])[:80]}")
     return {k: [str(v) for v in data[k]] for k in PARTITION_KEYS}
 
 
@@ -62,8 +70,7 @@ def _first_pickle(folder: Path) -> Path:
 def _load_pickle(path: Path) -> np.ndarray:
     if not path.is_file():
         raise FileNotFoundError(f"missing {path}")
-    with open(path, "rb") as f:
-        return np.asarray(pickle.load(f))
+    return load_array_pickle(path)
 
 
 class GaitDataset:

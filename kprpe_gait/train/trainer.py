@@ -29,11 +29,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from tqdm.auto import tqdm
 
 from kprpe.checkpoint import checkpoint_name, latest_checkpoint, load_checkpoint, save_checkpoint
-from kprpe.config import check_keys
+from kprpe.config import check_keys, read_yaml_mapping
 from kprpe.core import KeypointRPE
 from kprpe.optim import scale_lr_of
 from kprpe.scalars import ScalarLog
@@ -145,8 +144,11 @@ class TrainConfig:
     ) -> TrainConfig:
         """The recipe of an OpenGait SwinGait-2D config (:func:`~kprpe_gait.train.recipe.recipe_from_opengait`),
         with these paths; ``overrides`` replace any field (e.g. ``iterations``, ``device``)."""
-        with open(path) as f:
-            recipe = recipe_from_opengait(yaml.safe_load(f))
+        cfg = read_yaml_mapping(path, "OpenGait config")
+        try:
+            recipe = recipe_from_opengait(cfg)
+        except (KeyError, TypeError, ValueError) as e:  # a missing key or a value of the wrong type
+            raise ValueError(f"{path}: {type(e).__name__}: {e}") from None
         fields = {**recipe, "dataset_root": dataset_root, "partition": partition, "out_dir": out_dir, **overrides}
         return cls.from_dict(fields)
 

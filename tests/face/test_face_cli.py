@@ -134,3 +134,17 @@ def test_face_with_too_few_landmarks_is_named(tmp_path, capsys):
     code = _align_folder_of(tmp_path)
     assert code == 2
     assert "f.png: cannot fit a similarity" in capsys.readouterr().err
+
+
+def test_eval_refuses_a_malicious_bin_before_it_runs(tmp_path, capsys, malicious_pickles):
+    marker, pickles = malicious_pickles
+    evil = tmp_path / "evil.bin"
+    evil.write_bytes(pickles["os.system"])
+    assert (
+        main(["eval", "--model", str(tmp_path / "no-model"), "--bin", str(evil), "--out", str(tmp_path / "r.json")])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert "evil.bin: refused to load global" in err and "system" in err
+    assert not marker.exists()
+    assert not (tmp_path / "r.json").exists()

@@ -32,7 +32,6 @@ import hashlib
 import importlib.util
 import math
 import os
-import pickle
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from kprpe.io import atomic_open
+from kprpe.io import atomic_open, safe_pickle_load
 
 from .keypoints import mask_span
 
@@ -124,7 +123,7 @@ def find_bundled_mnist() -> Path | None:
 def _load_pickle(path: Path) -> MnistSplits:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rb") as f:
-        parts = pickle.load(f, encoding="latin1")
+        parts = safe_pickle_load(f, encoding="latin1", where=str(path))  # numpy arrays of Python 2
     if not (isinstance(parts, (tuple, list)) and len(parts) == 3):
         raise ValueError(f"{path}: expected a (train, val, test) tuple of (images, labels) pairs")
 

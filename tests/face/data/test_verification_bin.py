@@ -72,5 +72,22 @@ def test_bad_bins_are_named(tmp_path):
     with pytest.raises(ValueError, match="odd.bin: 3 images for 2 pairs"):
         read_verification_bin(tmp_path / "odd.bin")
     np.save(tmp_path / "cut.landmarks.npy", np.zeros((3, 5, 3)))
-    with pytest.raises(ValueError, match=r"cut.bin: landmarks must be \(4, 5, 3\)"):
+    with pytest.raises(ValueError, match=r"cut\.landmarks\.npy: landmarks must be \(4, 5, 3\)"):  # the sidecar is named
         read_verification_bin(tmp_path / "cut.bin")
+
+
+def test_malicious_bins_are_refused_before_running(tmp_path, malicious_pickles):
+    marker, pickles = malicious_pickles
+    path = tmp_path / "evil.bin"
+    for name, data in pickles.items():
+        path.write_bytes(data)
+        with pytest.raises(ValueError, match=r"evil\.bin: refused to load global"):
+            read_verification_bin(path)
+        assert not marker.exists(), name
+
+
+def test_issame_must_be_booleans(tmp_path):
+    path = tmp_path / "odd.bin"
+    path.write_bytes(pickle.dumps(([b"a", b"b"], ["yes"]), protocol=2))
+    with pytest.raises(ValueError, match=r"odd\.bin: issame must be a list of booleans"):
+        read_verification_bin(path)

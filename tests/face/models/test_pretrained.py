@@ -215,3 +215,52 @@ def test_convert_command_writes_our_format(tmp_path, capsys):
     assert_parity(load_pretrained(tmp_path / "ours"), sd, 4, bgr=True)
     assert main(["convert", "--checkpoint", str(tmp_path / "absent"), "--out", str(tmp_path / "x")]) == 2
     assert "absent does not exist" in capsys.readouterr().err
+
+
+def _ours(tmp_path):
+    model = build_model({"preset": "vit_tiny", "depth": 2, "rpe": "kprpe", "kprpe_variant": "per_layer"})
+    return save_pretrained(model, tmp_path / "m")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"embed_dim": 64}, r"config embed_dim gives 64 but the weights have 96 \(patch_embed\.weight\)"),
+        ({"depth": 3}, r"config depth gives 3 but the weights have 2"),
+        ({"rpe": "none"}, r"config rpe gives 'none' but the weights have 'kprpe'"),
+        ({"img_size": 224}, r"config img_size gives 224 but the weights have 112 \(pos_embed\)"),
+        ({"mlp_ratio": 4.0}, r"config mlp_ratio gives '384 hidden units' but the weights have 192"),
+        ({"embed_dim": "wide"}, r"model embed_dim must be int, got 'wide'"),
+    ],
+)
+def test_config_that_disagrees_with_the_weights_fails_before_building(tmp_path, monkeypatch, change, message):
+    folder = _ours(tmp_path)
+    meta = json.loads((folder / "config.json").read_text())
+    meta["model"] |= change
+    (folder / "config.json").write_text(json.dumps(meta))
+    monkeypatch.setattr("face.models.pretrained.build_model", lambda *a, **k: pytest.fail("model was allocated"))
+    with pytest.raises(ValueError, match=r"config\.json.*" + message):
+        load_pretrained(folder)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda data: data[:5], r"\(file of 5 bytes\)"),
+        (lambda data: (10**9).to_bytes(8, "little") + data[8:], "announces 1000000000 header bytes"),
+        (lambda data: data[:8] + b"\xff" + data[9:], "not UTF-8 JSON"),
+        (lambda data: data[:-4], r"data_offsets \[\d+, \d+\] do not hold"),
+        (lambda data: data.replace(b'"F32"', b'"X32"', 1), "no known dtype"),
+    ],
+)
+def test_corrupt_safetensors_header_is_a_clear_error(tmp_path, monkeypatch, damage, message):
+    folder = _ours(tmp_path)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(damage(weights.read_bytes()))
+    monkeypatch.setattr("face.models.pretrained.build_model", lambda *a, **k: pytest.fail("model was allocated"))
+    with pytest.raises(ValueError, match=r"model\.safetensors: corrupt safetensors header.*" + message):
+        load_pretrained(folder)
+    cvlface = tmp_path / "bare.safetensors"  # the CVLface path reads bare files through the same check
+    cvlface.write_bytes(weights.read_bytes())
+    with pytest.raises(ValueError, match=r"bare\.safetensors: corrupt safetensors header"):
+        load_pretrained(cvlface)

@@ -78,3 +78,14 @@ def test_sequence_round_trip_and_validation(tmp_path: Path) -> None:
     (folder / SIL_PKL_NAME).unlink()
     with pytest.raises(FileNotFoundError, match="00-sils.pkl: missing"):
         load_sequence(folder)
+
+
+def test_malicious_sequence_pickles_are_refused_before_running(tmp_path: Path, malicious_pickles) -> None:
+    marker, pickles = malicious_pickles
+    folder = tmp_path / "root" / "0001" / "t" / "v"
+    write_sequence(folder, np.zeros((2, 64, 64), np.uint8), np.zeros((2, 17, 3), np.float32))
+    for name, data in pickles.items():
+        (folder / JOINT_PKL_NAME).write_bytes(data)
+        with pytest.raises(DataFormatError, match=f"{JOINT_PKL_NAME}: refused to load global"):
+            load_sequence(folder)
+        assert not marker.exists(), name

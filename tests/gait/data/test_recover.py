@@ -220,3 +220,14 @@ def test_real_opengait_output_is_never_mispaired(
     assert summary.written >= 3 and rows > 50
     assert summary.written + len(summary.empty) == summary.sequences == 30
     assert set(summary.dropped) <= {"count_mismatch", "pose_gap", "no_pose"} and summary.dropped
+
+
+def test_malicious_opengait_pickle_is_refused_before_running(tmp_path: Path, malicious_pickles) -> None:
+    marker, pickles = malicious_pickles
+    folder = tmp_path / "sils" / "0001" / "camid0_videoid1" / "seq0"
+    folder.mkdir(parents=True)
+    for name, data in pickles.items():
+        (folder / "seq0.pkl").write_bytes(data)
+        with pytest.raises(DataFormatError, match=r"seq0\.pkl: refused to load global"):
+            load_opengait_sils(folder)
+        assert not marker.exists(), name

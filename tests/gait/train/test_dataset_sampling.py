@@ -88,3 +88,13 @@ def test_network_inputs_scale_cut_and_normalise():
     out, j = network_inputs(sils, joints, cut=10)
     assert out.shape == (2, 64, 44) and out.max() == 1.0 and out.dtype == np.float32
     np.testing.assert_allclose(j[0, 0], [22 / 44, 16 / 64, 0.9])
+
+
+def test_malicious_pickle_is_refused_before_running(pickle_root, malicious_pickles):
+    marker, pickles = malicious_pickles
+    data = GaitDataset(pickle_root, cache=False)
+    for name, payload in pickles.items():
+        (data.folder(0) / JOINT_PKL_NAME).write_bytes(payload)
+        with pytest.raises(ValueError, match=f"{JOINT_PKL_NAME}: refused to load global"):
+            data.load(0)
+        assert not marker.exists(), name
