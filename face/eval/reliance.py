@@ -25,6 +25,7 @@ from face.align import ARCFACE_TEMPLATE, TEMPLATE_SIZE
 from face.data.crop import warp_faces
 from face.eval.embedding import embed, normalise_images
 from face.eval.verification import verification_metrics
+from kprpe.core import KeypointRPE
 from kprpe.core.probe import bias_reliance
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "constant_landmarks",
     "keypoint_reliance",
     "replace_landmarks",
+    "uses_landmarks",
     "warp_pairs",
 ]
 
@@ -70,6 +72,14 @@ def replace_landmarks(keypoints: torch.Tensor, mode: str, seed: int = 0) -> torc
     return keypoints[target]
 
 
+def uses_landmarks(model: nn.Module) -> bool:
+    """Whether ``model``'s output can depend on the landmarks it is given: it holds a
+    :class:`~kprpe.core.KeypointRPE` and is not wrapped in :class:`ConstantLandmarks`."""
+    if any(isinstance(m, ConstantLandmarks) for m in model.modules()):
+        return False
+    return any(isinstance(m, KeypointRPE) for m in model.modules())
+
+
 def keypoint_reliance(
     model: nn.Module,
     images: torch.Tensor,
@@ -84,7 +94,9 @@ def keypoint_reliance(
     """The reliance probe of one set of verification pairs.
 
     Args:
-        model: ``model(images, landmarks) -> (B, D)`` (any face model; one without KP-RPE reads as "not used").
+        model: ``model(images, landmarks) -> (B, D)`` (any face model; one without KP-RPE, or
+            wrapped in :class:`ConstantLandmarks`, reads exactly "not used": its constant and shuffled scores are
+            its true ones, not recomputed).
         images: ``(2N, 3, H, W)`` uint8 (or normalised float) faces, pairs consecutive.
         keypoints: ``(2N, 5, 2|3)`` true landmarks in ``[0, 1]`` of the images.
         issame: ``(N,)`` bool.
@@ -101,7 +113,12 @@ def keypoint_reliance(
         raise ValueError(f"{len(images)} images, {len(keypoints)} landmark sets and {len(issame)} pairs do not match")
     out: dict = {"accuracy": {}, "tar_at_far": {}}
     plain: dict[str, torch.Tensor] = {}
+    reads = uses_landmarks(model)
     for mode in KEYPOINT_MODES:
+        if not reads and mode != "true":  # landmarks are not an input: every mode is the true one, exactly
+            out["accuracy"][mode], out["tar_at_far"][mode] = out["accuracy"]["true"], out["tar_at_far"]["true"]
+            plain[mode] = plain["true"]
+            continue
         points = replace_landmarks(keypoints, mode, seed)
         emb = embed(model, images, points, flip, batch_size, device)
         metrics = verification_metrics(emb, issame)

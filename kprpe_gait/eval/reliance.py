@@ -27,7 +27,7 @@ from kprpe_gait.data.misalign import warp_joints, warp_silhouettes
 from kprpe_gait.inputs import network_inputs
 from kprpe_gait.nets import SwinGait2D
 from kprpe_gait.train.dataset import GaitDataset, read_partition
-from kprpe_gait.train.features import extract_features
+from kprpe_gait.train.features import extract_features, uses_joints
 from kprpe_gait.train.mean_pose import mean_pose
 
 from .metrics import evaluate_gait3d
@@ -86,7 +86,8 @@ def joint_reliance(
     """The reliance probe on the ``TEST_SET`` of ``partition`` under ``dataset_root``.
 
     Args:
-        net: the trained network (any ``rel_pos``; a Swin-bias model reads as "not used").
+        net: the trained network (any ``rel_pos``; one that takes no joints, a Swin-bias model or a
+            :class:`ConstantJoints` wrapper, reads exactly "not used": its other modes are its own, not recomputed).
         pose: ``(J, 3)`` the constant pose (:func:`mean_pose` of the training set).
         transform: applied to every stored sequence first (e.g. :func:`translate_transform`).
         probe_sequences, probe_frames: the attention bias is recorded on the first ``probe_frames`` frames
@@ -119,7 +120,11 @@ def joint_reliance(
         raise ValueError(f"modes must include 'own' and be among {JOINT_MODES}, got {modes}")
     out: dict[str, Any] = {"metrics": {}}
     embeddings: dict[str, np.ndarray] = {}
+    reads = uses_joints(net)
     for mode in modes:
+        if not reads and mode != "own":  # joints are not an input: every mode is "own", exactly
+            out["metrics"][mode], embeddings[mode] = out["metrics"]["own"], embeddings["own"]
+            continue
         feats = extract_features(net, dataset_root, ids=ids, max_frames=max_frames, cut=cut, progress=progress,
                                  transform=transform, replace_joints=replace[mode])  # fmt: skip
         metrics = evaluate_gait3d(feats, dataset_name, partition=partition)

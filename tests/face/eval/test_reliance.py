@@ -80,6 +80,9 @@ def test_probe_reads_zero_for_zero_w_l_and_for_the_constant_wrapper():
         assert out["accuracy"]["true"] == out["accuracy"]["constant"] == out["accuracy"]["shuffled"]
         assert out["embedding_cosine"]["min"] > 0.99999 and out["keypoint_bias"] == 0.0
         assert len(out["bias"]) == 2 and out["logit_spread"] > 0
+    wrapped = ConstantLandmarks(_model(3.0))  # the shortcut above is exact: the wrapper ignores what it is given
+    x = torch.randn(2, 3, 112, 112)
+    assert torch.equal(wrapped(x, keypoints[:2]), wrapped(x, keypoints[2:4].flip(0)))
 
 
 def test_probe_reads_clearly_for_a_model_built_to_depend_on_landmarks():

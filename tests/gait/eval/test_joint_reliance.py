@@ -58,6 +58,9 @@ def test_probe_reads_zero_without_joint_use_and_clearly_with_it(pickle_root):
         out = joint_reliance(net, pickle_root, partition, pose, probe_sequences=2, probe_frames=3)
         assert out["metrics"]["own"] == out["metrics"]["mean_pose"] == out["metrics"]["shuffled"]
         assert out["embedding_change"] == 0.0 and out["keypoint_bias"] == 0.0 and len(out["bias"]) == 4
+    wrapped, sils = ConstantJoints(_net("kprpe", 5.0), pose), torch.rand(1, 3, 64, 44)
+    joints = torch.rand(2, 1, 3, 17, 3)
+    assert torch.equal(wrapped(sils, joints[0])["embeddings"], wrapped(sils, joints[1])["embeddings"])
     out = joint_reliance(_net("kprpe", 5.0), pickle_root, partition, pose, probe_sequences=2, probe_frames=3,
                          transform=translate_transform(4.0), modes=("own", "mean_pose"))  # fmt: skip
     assert out["embedding_change"] > 1e-3 and out["keypoint_bias"] > 0.1 and "shuffled" not in out["metrics"]
