@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "unregister": ("kprpe_gait.opengait.shim", "remove the shim installed by 'register'"),
     "submit": ("kprpe_gait.eval.submit", "rank a test set with a checkpoint and write submission files"),
     "convert-deepgaitv2": (
-        "kprpe_gait.nets.deepgaitv2",
+        "kprpe_gait.models.deepgaitv2",
         "a trained OpenGait DeepGaitV2 checkpoint -> the stem, FCs and BNNecks that start SwinGait-2D",
     ),
 }

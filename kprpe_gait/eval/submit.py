@@ -5,8 +5,8 @@
     kprpe-gait submit --config CONFIG --checkpoint ckpt.pt --data GREW-pkl \\
         --partition OpenGait/datasets/GREW/GREW.json --out sub/        # -> sub/submission.zip for GREW
 
-Steps: build the network from the config's ``model_cfg`` (:func:`kprpe_gait.nets.build_from_model_cfg`),
-load the checkpoint strictly (OpenGait's or the compact trainer's, :func:`kprpe_gait.nets.load_weights`),
+Steps: build the network from the config's ``model_cfg`` (:func:`kprpe_gait.models.build_from_model_cfg`),
+load the checkpoint strictly (OpenGait's or the compact trainer's, :func:`kprpe_gait.models.load_weights`),
 embed every sequence of the partition's ``TEST_SET`` identities (whole ordered sequences, up to
 ``evaluator_cfg.sampler.frames_all_limit`` frames, with the side cut of ``evaluator_cfg.transform``;
 joints only for KP-RPE networks, so silhouette-only data needs no ``01-joints.pkl``), split them into
@@ -326,7 +326,7 @@ def _resolve(value: Path | None, cfg_value: Any, what: str) -> Path:
 def _embed(cfg: Mapping[str, Any], checkpoint: Path, data_root: Path, test_ids: Sequence[str], device: str,
            cut: int | None, max_frames: int, batch_frames: int, progress: bool) -> dict[str, Any]:  # fmt: skip
     """Features of every test sequence with the checkpoint's network (joints only for KP-RPE networks)."""
-    from kprpe_gait.nets import build_from_model_cfg, load_weights
+    from kprpe_gait.models import build_from_model_cfg, load_weights
     from kprpe_gait.train import extract_features
 
     net = build_from_model_cfg(cfg["model_cfg"])

@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from kprpe_gait.nets import build_from_model_cfg
+from kprpe_gait.models import build_from_model_cfg
 from kprpe_gait.opengait.config import check_keys, constructor_keys
 from kprpe_gait.opengait.registry import EVALUATOR_NAME, MODEL_NAMES
 from kprpe_gait.opengait.transforms import SilJointTransform, check_transform_cfg
