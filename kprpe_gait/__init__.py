@@ -2,7 +2,7 @@
 
 Sub-packages:
 
-* ``kprpe_gait.nets``: the network, pure PyTorch (never imports OpenGait);
+* ``kprpe_gait.models``: the network, pure PyTorch (never imports OpenGait);
 * ``kprpe_gait.opengait``: the only code that imports OpenGait (model classes, launcher, shim,
   transforms, evaluator);
 * ``kprpe_gait.data``: Gait3D pretreatment (joints in the silhouette frame) and SynthGait;

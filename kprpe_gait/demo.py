@@ -28,15 +28,12 @@ train on a CPU in minutes. ``configs/gait3d/`` holds the full-size paper recipe.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from kprpe.io import atomic_open
 
@@ -349,72 +346,8 @@ def write_results(summary: dict[str, Any], out_dir: str | os.PathLike[str]) -> N
 
 
 # ------------------------------------------------------------------------------------------- CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="runs/demo", help="output folder (data, checkpoints, logs, results)")
-    parser.add_argument("--size", default=None, help="SynthGait size (tiny, small, medium, large); default: small")
-    parser.add_argument("--data", default=None, help="use this SynthGait folder instead of generating one")
-    parser.add_argument("--iters", type=int, default=None, help="training iterations per model (default 250)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of SynthGait and of both training runs")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: PyTorch's default)")
-    parser.add_argument("--quick", action="store_true", help="tiny data, tiny model, 3 iterations: a smoke test")
-    parser.add_argument("--opengait-root", default=None, help="run through OpenGait's main.py from this clone")
-    parser.add_argument(
-        "--kprpe-grid", choices=("stage", "window"), default=None,
-        help="frame of KP-RPE's grid M: the stage's token grid or the attention window (default: stage)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--models", default=None, help=f"comma-separated models to train, of {','.join(MODELS)} (default: all)"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+# The command-line glue is kprpe_gait.commands.demo (one module per sub-command, as face.commands); these
+# names stay importable from here for code written before the move.
+from kprpe_gait.commands import demo as _cli  # noqa: E402
 
-
-def run(args: argparse.Namespace) -> int:
-    preset = PRESETS["quick" if args.quick else "default"]
-    if args.size is not None:
-        preset = replace(preset, size=args.size)
-    if args.iters is not None:
-        if args.iters < 1:
-            raise SystemExit(f"--iters must be >= 1, got {args.iters}")
-        preset = replace(preset, iterations=args.iters, sgdr_cycle=args.iters)
-    if args.kprpe_grid is not None:
-        preset = replace(preset, kprpe_grid=args.kprpe_grid)
-    if args.models is not None:
-        models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-        unknown = [m for m in models if m not in MODELS]
-        if unknown or not models:
-            raise SystemExit(f"--models: unknown {unknown or 'empty list'}; choose from {', '.join(MODELS)}")
-        preset = replace(preset, models=models)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    progress = not args.no_progress
-    out_dir = Path(args.out)
-    if args.opengait_root is not None:
-        if args.kprpe_grid is not None or args.models is not None:
-            raise SystemExit("--kprpe-grid and --models choose the compact runner's models; set kprpe_grid in the "
-                             "OpenGait config instead")  # fmt: skip
-        summary = _run_opengait(args, preset, out_dir, progress)
-    else:
-        summary = run_demo(out_dir, preset, args.seed, args.data, args.threads, progress)
-    print(format_table(summary))
-    if summary.get("reliance"):
-        print("\nKeypoint reliance (the control arm sees the mean pose whatever it is given):\n")
-        print(format_reliance(summary))
-    print(f"\nresults: {out_dir / 'results.json'}, plot: {out_dir / 'results.png'}, TensorBoard: {out_dir / 'tb'}")
-    return 0
-
-
-def _run_opengait(args: argparse.Namespace, preset: DemoPreset, out_dir: Path, progress: bool) -> dict[str, Any]:
-    from kprpe_gait.data.synth import SynthConfig, generate
-    from kprpe_gait.opengait.demo import run_opengait_demo
-
-    data_dir = Path(args.data) if args.data is not None else out_dir / f"synthgait-{preset.size}"
-    generate(
-        data_dir,
-        SynthConfig.preset(preset.size, seed=args.seed),
-        workers=min(4, os.cpu_count() or 1),
-        progress=progress,
-    )
-    summary = run_opengait_demo(data_dir, out_dir / "opengait", args.opengait_root, iters=preset.iterations,
-                                batch=preset.batch_size, frames=preset.frames, progress=progress)  # fmt: skip
-    write_results(summary, out_dir)
-    return summary
+add_arguments, run, _run_opengait = _cli.add_arguments, _cli.run, _cli._run_opengait

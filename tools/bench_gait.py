@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kprpe_gait.demo import DEMO_MODEL
-from kprpe_gait.nets import SwinGait2D
+from kprpe_gait.models import SwinGait2D
 from kprpe_gait.train import CrossEntropyLoss, TripletLoss
 
 WIDTHS = {"demo": DEMO_MODEL, "full": {}}

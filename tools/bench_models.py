@@ -54,7 +54,7 @@ from kprpe.benchmark import (
 )
 from kprpe.core import BACKENDS, VisionTransformer, backend_unavailable
 from kprpe.io import atomic_write_text
-from kprpe_gait.nets import SwinGait2D
+from kprpe_gait.models import SwinGait2D
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ Frames with no usable anchor get the parameters interpolated from their neighbou
 approximate: the anthropometric constants (people and hairstyles vary), the torso line vs the
 silhouette's torso (arms in front of the body, bags, coats), pose-estimator noise, and partial
 silhouettes (occlusions break the "extent = stature" assumption). The error measured on SynthGait,
-where the truth is known, is reported by ``tests/gait/data/test_recover.py`` and the README.
+where the truth is known, is reported by ``tests/gait/data/test_recover.py`` and docs/data.md.
 
 Frame pairing is the other unknown: OpenGait's pickle holds the frames that survived its filters, in
 **string** order of their file names, without the names. The pose files' names give the frame numbers

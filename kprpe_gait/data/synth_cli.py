@@ -1,4 +1,6 @@
-"""``kprpe-gait synth``: generate SynthGait (see :mod:`kprpe_gait.data.synth`).
+"""The flags of ``kprpe-gait synth`` -> a SynthGait configuration (:func:`build_config`, :func:`describe_size`).
+
+The command itself (``add_arguments``, ``run``) is :mod:`kprpe_gait.commands.synth`, re-exported here.
 
 ::
 
@@ -9,37 +11,13 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 from dataclasses import fields
-from pathlib import Path
 
 from .misalign import MisalignConfig
 
 #: ``--mis-<name>`` flags -> MisalignConfig fields
-_MISALIGN_FLAGS = {f.name: f.name.replace("_", "-") for f in fields(MisalignConfig)}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .synth import PRESETS
-
-    parser.add_argument("--out", type=Path, required=True, help="output folder (absent or empty)")
-    parser.add_argument("--size", choices=list(PRESETS), default="small", help="preset (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    parser.add_argument("--ids", type=int, help="identities (overrides the preset)")
-    parser.add_argument("--train-ids", type=int, help="identities in TRAIN_SET (default: the preset's share)")
-    parser.add_argument("--seqs-per-id", type=int, help="sequences per identity")
-    parser.add_argument("--min-frames", type=int, help="shortest sequence (frames rendered)")
-    parser.add_argument("--max-frames", type=int, help="longest sequence")
-    parser.add_argument(
-        "--workers", type=int, default=min(4, os.cpu_count() or 1), help="processes (default: %(default)s)"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    mis = parser.add_argument_group("misalignment of pkl-misaligned/ (defaults in kprpe_gait.data.misalign)")
-    defaults = MisalignConfig()
-    for name, flag in _MISALIGN_FLAGS.items():
-        mis.add_argument(f"--mis-{flag}", type=float, dest=f"mis_{name}", help=f"default {getattr(defaults, name)}")
+MISALIGN_FLAGS = {f.name: f.name.replace("_", "-") for f in fields(MisalignConfig)}
+_MISALIGN_FLAGS = MISALIGN_FLAGS  # the name before kprpe_gait.commands.synth
 
 
 def build_config(args: argparse.Namespace):
@@ -63,7 +41,7 @@ def build_config(args: argparse.Namespace):
             base[key] = getattr(args, arg)
     if args.min_frames is not None and args.max_frames is None:
         base["max_frames"] = max(base["max_frames"], args.min_frames)
-    mis = {name: getattr(args, f"mis_{name}") for name in _MISALIGN_FLAGS if getattr(args, f"mis_{name}") is not None}
+    mis = {name: getattr(args, f"mis_{name}") for name in MISALIGN_FLAGS if getattr(args, f"mis_{name}") is not None}
     return SynthConfig.from_dict({**base, "seed": args.seed, "misalign": MisalignConfig(**mis)})
 
 
@@ -80,27 +58,8 @@ def describe_size(args: argparse.Namespace, cfg) -> str:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from .synth import generate
+# The command-line glue is kprpe_gait.commands.synth (one module per sub-command, as face.commands); these
+# names stay importable from here for code written before the move.
+from kprpe_gait.commands import synth as _cli  # noqa: E402
 
-    try:
-        if args.workers < 1:
-            raise ValueError(f"--workers must be >= 1, got {args.workers}")
-        cfg = build_config(args)
-        summary = generate(args.out, cfg, workers=args.workers, progress=not args.quiet)
-    except (ValueError, FileExistsError) as err:
-        print(f"kprpe-gait synth: error: {err}", file=sys.stderr)
-        return 1
-    pre = summary["pretreat"]
-    print(
-        f"SynthGait {describe_size(args, cfg)} (seed {cfg.seed}) in {args.out}: {summary['sequences']} sequences, "
-        f"{summary['raw']['frames']} frames rendered, "
-        f"{pre['written']} pretreated sequences / {pre['frames_kept']} frames, "
-        f"{summary['misaligned_sequences']} misaligned test sequences"
-    )
-    print("partition: " + json.dumps(summary["partition"]))
-    print(
-        f"frames dropped by the pretreatment: {json.dumps(pre['frames_dropped'])}; empty sequences: {len(pre['empty'])}"
-    )
-    print(f"look at {Path(args.out) / 'preview.png'}")
-    return 0
+add_arguments, run = _cli.add_arguments, _cli.run

@@ -25,7 +25,7 @@ import torch
 from kprpe.core.probe import bias_reliance
 from kprpe_gait.data.misalign import warp_joints, warp_silhouettes
 from kprpe_gait.inputs import network_inputs
-from kprpe_gait.nets import SwinGait2D
+from kprpe_gait.models import SwinGait2D
 from kprpe_gait.train.dataset import GaitDataset, read_partition
 from kprpe_gait.train.features import extract_features, uses_joints
 from kprpe_gait.train.mean_pose import mean_pose

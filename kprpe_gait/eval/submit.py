@@ -5,8 +5,8 @@
     kprpe-gait submit --config CONFIG --checkpoint ckpt.pt --data GREW-pkl \\
         --partition OpenGait/datasets/GREW/GREW.json --out sub/        # -> sub/submission.zip for GREW
 
-Steps: build the network from the config's ``model_cfg`` (:func:`kprpe_gait.nets.build_from_model_cfg`),
-load the checkpoint strictly (OpenGait's or the compact trainer's, :func:`kprpe_gait.nets.load_weights`),
+Steps: build the network from the config's ``model_cfg`` (:func:`kprpe_gait.models.build_from_model_cfg`),
+load the checkpoint strictly (OpenGait's or the compact trainer's, :func:`kprpe_gait.models.load_weights`),
 embed every sequence of the partition's ``TEST_SET`` identities (whole ordered sequences, up to
 ``evaluator_cfg.sampler.frames_all_limit`` frames, with the side cut of ``evaluator_cfg.transform``;
 joints only for KP-RPE networks, so silhouette-only data needs no ``01-joints.pkl``), split them into
@@ -39,9 +39,7 @@ lists (GREW.json, HID.json, MGR's); ranking ties keep gallery order.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,7 +49,7 @@ import numpy as np
 from kprpe.config import read_yaml_mapping
 
 from .metrics import METRICS, evaluate_retrieval, pairwise_distance, sequence_keys
-from .rerank import RERANK_K1, RERANK_K2, RERANK_LAMBDA, k_reciprocal_rerank
+from .rerank import k_reciprocal_rerank
 from .submission import (
     GREW_FORMS,
     GREW_TOP_K,
@@ -92,62 +90,6 @@ UPLOAD_STEPS = {
     "gait3d": "Gait3D: no submission server (the test labels are public); report {metrics}. "
               "MGR'24 (on Gait3D data) takes submission.zip from --benchmark mgr with its own partition.",
 }  # fmt: skip
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, type=Path, help="OpenGait-style YAML with a model_cfg section")
-    parser.add_argument("--checkpoint", required=True, type=Path, help="weights (OpenGait's or the compact trainer's)")
-    parser.add_argument("--data", type=Path, help="OpenGait pickle root (default: data_cfg.dataset_root)")
-    parser.add_argument("--partition", type=Path,
-                        help="partition JSON, e.g. OpenGait's GREW.json / HID.json / Gait3D.json as they are "
-                             "(default: evaluator_cfg.partition, else data_cfg.dataset_partition)")  # fmt: skip
-    parser.add_argument("--out", required=True, type=Path, help="folder for the submission files")
-    parser.add_argument("--benchmark", choices=("auto", *BENCHMARKS), default="auto",
-                        help="probe/gallery rule and files (auto: from eval_func, dataset_name or PROBE_SET)")  # fmt: skip
-    parser.add_argument("--metric", choices=METRICS, help="distance (default: evaluator_cfg.metric, else euc)")
-    parser.add_argument("--formats", default=None,
-                        help=f"comma-separated subset of {','.join(FORMATS)} (default: the benchmark's files)")  # fmt: skip
-    parser.add_argument("--rerank", action="store_true",
-                        help=f"k-reciprocal re-ranking (OpenGait's re_ranking, k1={RERANK_K1}, k2={RERANK_K2}, "
-                             f"lambda={RERANK_LAMBDA})")  # fmt: skip
-    parser.add_argument("--grew-form", choices=GREW_FORMS, default="opengait",
-                        help="GREW file: opengait (OpenGait's GREW_submission, default) or template "
-                             "(GREW-Benchmark's template: + rank1_distractor column, CRLF)")  # fmt: skip
-    parser.add_argument("--probe-id", choices=PROBE_IDS, default="view",
-                        help="folder level written as the probe id of GREW/HID/MGR rows (default: view, as OpenGait)")  # fmt: skip
-    parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
-    parser.add_argument("--top-k", type=int, default=GREW_TOP_K, help="ranks per probe in the GREW file")
-    parser.add_argument("--cut", type=int, default=None,
-                        help="columns cut from each side (default: from evaluator_cfg.transform)")  # fmt: skip
-    parser.add_argument("--batch-frames", type=int, default=720, help="frames per forward pass at most")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        submit(
-            config=args.config,
-            checkpoint=args.checkpoint,
-            out=args.out,
-            data=args.data,
-            partition=args.partition,
-            metric=args.metric,
-            formats=None if args.formats is None else _parse_formats(args.formats),
-            device=args.device,
-            top_k=args.top_k,
-            cut=args.cut,
-            batch_frames=args.batch_frames,
-            progress=not args.no_progress,
-            benchmark=args.benchmark,
-            rerank=args.rerank,
-            grew_form=args.grew_form,
-            probe_id=args.probe_id,
-        )
-    except (FileNotFoundError, ValueError, KeyError, TypeError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"kprpe-gait submit: error: {message}", file=sys.stderr)
-        return 1
-    return 0
 
 
 def _parse_formats(text: str) -> tuple[str, ...]:
@@ -326,7 +268,7 @@ def _resolve(value: Path | None, cfg_value: Any, what: str) -> Path:
 def _embed(cfg: Mapping[str, Any], checkpoint: Path, data_root: Path, test_ids: Sequence[str], device: str,
            cut: int | None, max_frames: int, batch_frames: int, progress: bool) -> dict[str, Any]:  # fmt: skip
     """Features of every test sequence with the checkpoint's network (joints only for KP-RPE networks)."""
-    from kprpe_gait.nets import build_from_model_cfg, load_weights
+    from kprpe_gait.models import build_from_model_cfg, load_weights
     from kprpe_gait.train import extract_features
 
     net = build_from_model_cfg(cfg["model_cfg"])
@@ -470,3 +412,10 @@ def submit(
         "num_probes": int(is_probe.sum()),
         "num_gallery": int(is_gallery.sum()),
     }
+
+
+# The command-line glue is kprpe_gait.commands.submit (one module per sub-command, as face.commands); these
+# names stay importable from here for code written before the move.
+from kprpe_gait.commands import submit as _cli  # noqa: E402
+
+add_arguments, run = _cli.add_arguments, _cli.run

@@ -1,33 +1,31 @@
-"""kprpe_gait.nets: SwinGait-2D with Swin's window bias, window KP-RPE or no bias (pure PyTorch).
+"""Deprecated alias of :mod:`kprpe_gait.models` (the backbones' package was renamed to match ``face.models``).
 
-::
-
-    from kprpe_gait.nets import SwinGait2D, build_from_model_cfg, load_weights
-
-    net = SwinGait2D(num_classes=3000, rel_pos="kprpe")
-    out = net(sils, joints)          # sils (n, s, h, w), joints (n, s, 17, 3) in [0, 1] of the frame
-    out["embeddings"]                # (n, 256, 15), before the BNNeck: triplet loss and retrieval
-
-Never imports OpenGait; the plugin in :mod:`kprpe_gait.opengait` wraps this network.
+``import kprpe_gait.nets`` and ``import kprpe_gait.nets.<submodule>`` (``build``, ``deepgaitv2``, ``modules``,
+``swingait2d``) keep working: they give the very module objects of :mod:`kprpe_gait.models` (same classes, so
+``isinstance`` checks, monkeypatching and anything pickled under the old path still work) and emit one
+``DeprecationWarning`` when the alias is first imported. Import :mod:`kprpe_gait.models` instead.
 """
 
-from .build import MODEL_NAMES, build_from_model_cfg, checkpoint_filter_fn, load_weights
-from .modules import BasicBlock2D, HorizontalPoolingPyramid, SeparateBNNecks, SeparateFCs, temporal_max
-from .swingait2d import REL_POS, PatchEmbed2D, SwinGait2D, SwinStage2D, SwinTransformer2D
+from __future__ import annotations
 
-__all__ = [
-    "MODEL_NAMES",
-    "REL_POS",
-    "BasicBlock2D",
-    "HorizontalPoolingPyramid",
-    "PatchEmbed2D",
-    "SeparateBNNecks",
-    "SeparateFCs",
-    "SwinGait2D",
-    "SwinStage2D",
-    "SwinTransformer2D",
-    "build_from_model_cfg",
-    "checkpoint_filter_fn",
-    "load_weights",
-    "temporal_max",
-]
+import importlib
+import sys
+import warnings
+
+from kprpe_gait.models import *  # noqa: F403
+from kprpe_gait.models import __all__  # noqa: F401
+
+#: the submodules of :mod:`kprpe_gait.models` that the old name still reaches
+SUBMODULES = ("build", "deepgaitv2", "modules", "swingait2d")
+
+for _name in SUBMODULES:
+    _module = importlib.import_module(f"kprpe_gait.models.{_name}")
+    sys.modules[f"{__name__}.{_name}"] = _module  # ``import kprpe_gait.nets.build`` finds it here
+    globals()[_name] = _module
+del _name, _module
+
+warnings.warn(
+    "kprpe_gait.nets is now kprpe_gait.models; the old name goes in a future release",
+    DeprecationWarning,
+    stacklevel=2,
+)

@@ -143,37 +143,11 @@ def launch(
     return 0
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``kprpe-gait launch`` (everything after ``--`` goes to ``main.py``)."""
-    parser.add_argument(
-        "--opengait-root",
-        required=True,
-        type=Path,
-        help="OpenGait clone: the folder holding opengait/main.py, configs/, datasets/",
-    )
-    parser.add_argument(
-        "--cpu", action="store_true", help="run without a GPU: gloo process group, no CUDA calls (smoke tests, laptops)"
-    )
-    parser.add_argument(
-        "--shim",
-        action="store_true",
-        help="register nothing here: rely on the shim of 'kprpe-gait register', as OpenGait's own "
-        "command does (with --cpu: that path without a GPU)",
-    )
-    # the deprecated torch.distributed.launch passes --local-rank=N to the script; main.py's default is fine
-    parser.add_argument("--local-rank", "--local_rank", type=int, default=None, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "main_args",
-        nargs=argparse.REMAINDER,
-        help="'--' then OpenGait main.py's arguments, e.g. -- --cfgs C.yaml --phase train",
-    )
+# The command-line glue is kprpe_gait.commands.launch (one module per sub-command, as face.commands); these
+# names stay importable from here (``main`` below uses them).
+from kprpe_gait.commands import launch as _cli  # noqa: E402
 
-
-def run(args: argparse.Namespace) -> int:
-    main_args = list(args.main_args)
-    if main_args[:1] == ["--"]:
-        main_args = main_args[1:]
-    return launch(args.opengait_root, main_args, cpu=args.cpu, shim=args.shim)
+add_arguments, run = _cli.add_arguments, _cli.run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

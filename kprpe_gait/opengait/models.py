@@ -6,7 +6,7 @@ Importing this module imports ``modeling.base_model`` by OpenGait's top-level na
 
 What the classes change in OpenGait's ``BaseModel``:
 
-* ``build_network``: ``self.net`` = :func:`kprpe_gait.nets.build_from_model_cfg` (every
+* ``build_network``: ``self.net`` = :func:`kprpe_gait.models.build_from_model_cfg` (every
   ``model_cfg`` key checked; checkpoints hold ``net.*`` keys); the ``transform`` sections of
   ``trainer_cfg`` / ``evaluator_cfg`` must be one :class:`~kprpe_gait.opengait.transforms.SilJointTransform`
   with known keys;
@@ -41,7 +41,7 @@ except ModuleNotFoundError as _err:
         "or the 'kprpe-gait register' shim"
     ) from _err
 
-from kprpe_gait.nets import build_from_model_cfg
+from kprpe_gait.models import build_from_model_cfg
 
 from .config import check_keys, constructor_keys, load_opengait_defaults
 from .inputs import joint_overlay, prepare_batch, sequence_names
@@ -67,10 +67,10 @@ def _lookup(module: Any, name: Any, base: type, key: str) -> type:
 
 
 class OpenGaitSwinGait2D(BaseModel):
-    """The OpenGait model (``BaseModel``) around the :class:`kprpe_gait.nets.SwinGait2D` network, registered as
+    """The OpenGait model (``BaseModel``) around the :class:`kprpe_gait.models.SwinGait2D` network, registered as
     ``model: SwinGait2D``; Swin's window bias unless ``model_cfg.rel_pos`` says otherwise.
 
-    ``model_cfg`` schema: :mod:`kprpe_gait.nets.build`; ``rel_pos`` may be ``swin`` (default),
+    ``model_cfg`` schema: :mod:`kprpe_gait.models.build`; ``rel_pos`` may be ``swin`` (default),
     ``kprpe`` or ``none``. Joints are read and augmented with the silhouettes whenever
     ``data_cfg.data_in_use`` loads them, and required when ``rel_pos`` is ``kprpe``.
     """

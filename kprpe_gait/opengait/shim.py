@@ -111,24 +111,20 @@ def unregister(opengait_root: str | os.PathLike[str]) -> list[Path]:
     return removed
 
 
+# The command-line glue is kprpe_gait.commands.register / .unregister (one module per sub-command, as
+# face.commands); add_arguments_for and run keep serving both names for code written before the move.
 def add_arguments_for(name: str, parser: argparse.ArgumentParser) -> None:
     """Arguments of ``kprpe-gait register`` and ``kprpe-gait unregister``."""
-    parser.add_argument(
-        "--opengait-root", required=True, type=Path, help="OpenGait clone: the folder holding opengait/main.py"
-    )
+    _command(name).add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.command == "register":
-        path = register(args.opengait_root)
-        print(f"registered: {path}")
-        print(
-            f"run from {resolve_root(args.opengait_root)}: "
-            "torchrun --nproc_per_node=N opengait/main.py --cfgs CONFIG.yaml --phase train"
-        )
-    elif args.command == "unregister":
-        removed = unregister(args.opengait_root)
-        print("removed: " + ", ".join(map(str, removed)) if removed else "nothing to remove: no shim installed")
-    else:
-        raise ValueError(f"kprpe_gait.opengait.shim serves 'register' and 'unregister', not {args.command!r}")
-    return 0
+    return _command(args.command).run(args)
+
+
+def _command(name: str):
+    if name not in ("register", "unregister"):
+        raise ValueError(f"kprpe_gait.opengait.shim serves 'register' and 'unregister', not {name!r}")
+    import importlib
+
+    return importlib.import_module(f"kprpe_gait.commands.{name}")

@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from kprpe_gait.inputs import network_inputs
-from kprpe_gait.nets import SwinGait2D
+from kprpe_gait.models import SwinGait2D
 
 from .dataset import GaitDataset, read_partition
 

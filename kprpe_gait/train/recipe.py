@@ -11,7 +11,7 @@ through :func:`recipe_from_opengait` and compares). What is read, and from where
     trainer_cfg     total_iter -> iterations; sampler.batch_size, frames_num_fixed, frames_skip_num;
                     transform (one SilJointTransform): cutting -> cut, the *_prob / rotate_degree -> augment
     loss_cfg        TripletLoss margin, CrossEntropyLoss scale and eps (label smoothing)
-    model_cfg       the SwinGait2D keyword arguments (:func:`kprpe_gait.nets.build.model_kwargs`)
+    model_cfg       the SwinGait2D keyword arguments (:func:`kprpe_gait.models.build.model_kwargs`)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kprpe_gait.nets.build import model_kwargs
+from kprpe_gait.models.build import model_kwargs
 
 __all__ = ["recipe_from_opengait"]
 

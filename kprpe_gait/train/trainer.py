@@ -37,7 +37,7 @@ from kprpe.core import KeypointRPE
 from kprpe.optim import scale_lr_of
 from kprpe.scalars import ScalarLog
 from kprpe_gait.inputs import network_inputs
-from kprpe_gait.nets import SwinGait2D
+from kprpe_gait.models import SwinGait2D
 from kprpe_gait.transforms import JointAugment
 
 from .dataset import GaitDataset, read_partition
@@ -65,7 +65,7 @@ class TrainConfig:
         dataset_root: OpenGait pickle root (``<id>/<type>/<view>/``).
         partition: partition JSON; ``TRAIN_SET`` identities are trained on.
         out_dir: checkpoints (``out_dir/checkpoints``) and TensorBoard logs (``out_dir/tb`` unless ``log_dir``).
-        model: keyword arguments of :class:`~kprpe_gait.nets.SwinGait2D` except ``num_classes``.
+        model: keyword arguments of :class:`~kprpe_gait.models.SwinGait2D` except ``num_classes``.
         iterations: total training iterations.
         batch_size: ``(P identities, K sequences)``.
         frames, frames_skip: OpenGait's ``frames_num_fixed`` and ``frames_skip_num``.

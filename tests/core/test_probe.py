@@ -84,7 +84,7 @@ def test_window_attention_spread_leaves_masked_pairs_out_and_runs_differ_is_an_e
 
 def test_models_differing_only_in_position_encoding_start_from_identical_shared_weights():
     """Paired comparisons: the same seed gives every shared tensor the same values under any rpe."""
-    from kprpe_gait.nets import SwinGait2D
+    from kprpe_gait.models import SwinGait2D
 
     def build(**kwargs):
         torch.manual_seed(0)

@@ -17,7 +17,7 @@ def help_text(capsys, call) -> str:
     return capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", [None, *cli.COMMANDS])
+@pytest.mark.parametrize("command", [None, *cli.subcommands()])
 def test_help_has_no_docstring_markup(capsys, command):
     text = help_text(capsys, lambda: cli.main(["--help"] if command is None else [command, "--help"]))
     assert "usage: kprpe-gait" in text

@@ -124,7 +124,7 @@ def test_ddp_path_on_a_gloo_group_matches_the_plain_run(face_folder, tmp_path):
     """The DistributedDataParallel path (gloo, one CPU process) takes exactly the plain run's steps.
 
     A 2-process run (``torchrun --nproc_per_node 2 -m face.cli train``) takes about 35 s on a loaded 2-core
-    machine, mostly imports: too slow for the suite; the README gives the command.
+    machine, mostly imports: too slow for the suite; docs/face.md gives the command.
     """
     import torch.distributed as dist
 

@@ -9,7 +9,7 @@ import torch
 
 from kprpe_gait.eval.reliance import ConstantJoints, joint_reliance, translate_transform
 from kprpe_gait.inputs import network_inputs
-from kprpe_gait.nets import SwinGait2D
+from kprpe_gait.models import SwinGait2D
 from kprpe_gait.train import GaitDataset, TrainConfig, Trainer, mean_pose, read_partition
 
 SMALL = dict(channels=(4, 8), layers=(1, 1, 2, 2), embed_dim=8, num_heads=(2, 2), out_channels=8)

@@ -40,7 +40,7 @@ def fixture_dir(tmp_path_factory) -> Path:
     cfg = yaml.safe_load(SMOKE_CONFIG.read_text())
     (root / "config.yaml").write_text(yaml.safe_dump(cfg))
 
-    from kprpe_gait.nets import build_from_model_cfg
+    from kprpe_gait.models import build_from_model_cfg
 
     torch.manual_seed(0)
     net = build_from_model_cfg(cfg["model_cfg"])
@@ -71,7 +71,7 @@ def test_submit_end_to_end(fixture_dir, tmp_path, capsys):
     assert npz["probe_labels"] == TEST_IDS and npz["gallery_labels"] == [i for i in TEST_IDS for _ in TYPES[1:]]
     assert npz["dist"].shape == (4, 8)
 
-    from kprpe_gait.nets import build_from_model_cfg, load_weights
+    from kprpe_gait.models import build_from_model_cfg, load_weights
     from kprpe_gait.train import extract_features
 
     cfg = yaml.safe_load((fixture_dir / "config.yaml").read_text())

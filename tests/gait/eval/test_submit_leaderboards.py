@@ -59,7 +59,7 @@ def _config(root: Path, eval_func: str) -> Path:
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> SimpleNamespace:
     root = tmp_path_factory.mktemp("model")
-    from kprpe_gait.nets import build_from_model_cfg
+    from kprpe_gait.models import build_from_model_cfg
 
     torch.manual_seed(0)
     cfg = yaml.safe_load(SIL_CONFIG.read_text())
@@ -125,7 +125,7 @@ def _submit(model, dataset, out: Path, eval_func: str, *extra: str) -> list[str]
 
 def _features(model, dataset) -> dict:
     """What the command embeds: the same network, data, cut (64 // 64 * 10) and batching."""
-    from kprpe_gait.nets import build_from_model_cfg, load_weights
+    from kprpe_gait.models import build_from_model_cfg, load_weights
     from kprpe_gait.train import extract_features
 
     net = build_from_model_cfg(model.model_cfg)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from kprpe_gait.nets import build_from_model_cfg
+from kprpe_gait.models import build_from_model_cfg
 from kprpe_gait.opengait.config import check_keys, constructor_keys
 from kprpe_gait.opengait.registry import EVALUATOR_NAME, MODEL_NAMES
 from kprpe_gait.opengait.transforms import SilJointTransform, check_transform_cfg
@@ -79,7 +79,7 @@ def test_gait3d_configs_follow_the_paper_recipe(name):
     assert (triplet["type"], triplet["margin"]) == ("TripletLoss", 0.2)
     assert (softmax["type"], softmax["scale"]) == ("CrossEntropyLoss", 16)
     assert cfg["model_cfg"]["SeparateBNNecks"]["class_num"] == 3000
-    if cfg["model_cfg"]["model"] == "SwinGait2DKPRPE":  # the grid that led in the SynthGait demo (README)
+    if cfg["model_cfg"]["model"] == "SwinGait2DKPRPE":  # the grid that led in the SynthGait demo (docs/gait.md)
         assert cfg["model_cfg"]["kprpe_grid"] == "window"
     assert cfg["data_cfg"]["dataset_partition"] == cfg["evaluator_cfg"]["partition"] == "./datasets/Gait3D/Gait3D.json"
     net = build_from_model_cfg(cfg["model_cfg"]).eval()

@@ -13,7 +13,7 @@ import pytest
 import torch
 import yaml
 
-from kprpe_gait.nets import build_from_model_cfg, load_weights
+from kprpe_gait.models import build_from_model_cfg, load_weights
 from kprpe_gait.opengait import shim
 
 pytestmark = pytest.mark.opengait

@@ -56,7 +56,7 @@ def test_write_json_atomic_leaves_no_temporary_files(tmp_path):
 @pytest.mark.opengait
 def test_config_names_register_the_opengait_model_classes_not_the_network(opengait_module):
     opengait_module("modeling.base_model")  # puts OpenGait on sys.path, or skips
-    from kprpe_gait.nets import SwinGait2D
+    from kprpe_gait.models import SwinGait2D
     from kprpe_gait.opengait import models, registry
 
     registries = registry.register()

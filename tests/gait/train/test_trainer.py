@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import kprpe.checkpoint as checkpoint_module
-from kprpe_gait.nets import SwinGait2D, load_weights
+from kprpe_gait.models import SwinGait2D, load_weights
 from kprpe_gait.train import TrainConfig, Trainer, extract_features, latest_checkpoint, load_checkpoint, save_checkpoint
 
 SMALL_MODEL = dict(channels=(4, 8), layers=(1, 1, 2, 2), embed_dim=8, num_heads=(2, 2), out_channels=8)

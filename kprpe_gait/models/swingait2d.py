@@ -415,7 +415,7 @@ class SwinGait2D(nn.Module):
         * the rest of the transformer: ``lr``, ``weight_decay``;
         * conv stem, SeparateFCs and BNNecks: ``stem_lr_scale * lr``, ``weight_decay``. 1.0 (the default)
           trains from scratch; OpenGait's 0.1 fits its recipe, which starts these layers from a trained
-          DeepGaitV2 (:mod:`kprpe_gait.nets.deepgaitv2`).
+          DeepGaitV2 (:mod:`kprpe_gait.models.deepgaitv2`).
         """
         # one pass in module order (the order older checkpoints' optimiser states were saved in)
         no_decay: list[nn.Parameter] = []

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from kprpe_gait import cli
-from kprpe_gait.nets import SwinGait2D
-from kprpe_gait.nets.deepgaitv2 import convert_deepgaitv2
+from kprpe_gait.models import SwinGait2D
+from kprpe_gait.models.deepgaitv2 import convert_deepgaitv2
 
 SMALL = {"channels": (8, 16), "layers": (1, 2, 2, 2), "embed_dim": 8, "num_heads": (2, 2), "out_channels": 8}
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from kprpe_gait.nets import SwinGait2D, build_from_model_cfg, checkpoint_filter_fn, load_weights
+from kprpe_gait.models import SwinGait2D, build_from_model_cfg, checkpoint_filter_fn, load_weights
 
 SMALL_CFG = {
     "model": "SwinGait2D",

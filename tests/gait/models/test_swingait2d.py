@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kprpe.core import KeypointRPE, RelPosBias, compact_window_buckets
-from kprpe_gait.nets import SwinGait2D, SwinStage2D
+from kprpe_gait.models import SwinGait2D, SwinStage2D
 
 SMALL = {"channels": (8, 16), "layers": (1, 1, 2, 2), "embed_dim": 16, "num_heads": (2, 4), "out_channels": 16}
 

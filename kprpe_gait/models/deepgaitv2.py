@@ -32,14 +32,10 @@ transfers exactly. Deeper layers (``layer3``, ``layer4``) have no place in SwinG
 
 from __future__ import annotations
 
-import argparse
-import os
 import re
 from collections.abc import Mapping
 
 import torch
-
-from kprpe.checkpoint import save_checkpoint
 
 __all__ = ["convert_deepgaitv2"]
 
@@ -98,15 +94,8 @@ def convert_deepgaitv2(checkpoint: Mapping) -> dict[str, torch.Tensor]:
 
 
 # ------------------------------------------------------------------------------------------- CLI
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="OpenGait DeepGaitV2 checkpoint (.pt)")
-    parser.add_argument("--out", required=True, help="where to write the SwinGait-2D initialisation (.pt)")
+# The command-line glue is kprpe_gait.commands.convert_deepgaitv2 (one module per sub-command, as face.commands);
+# these names stay importable from here for code written before the move.
+from kprpe_gait.commands import convert_deepgaitv2 as _cli  # noqa: E402
 
-
-def run(args: argparse.Namespace) -> int:
-    if not os.path.isfile(args.checkpoint):
-        raise SystemExit(f"no checkpoint at {args.checkpoint}")
-    state = convert_deepgaitv2(torch.load(args.checkpoint, map_location="cpu", weights_only=True))
-    save_checkpoint(args.out, {"model": state})
-    print(f"wrote {len(state)} tensors (stem, SeparateFCs, BNNecks) to {args.out}")
-    return 0
+add_arguments, run = _cli.add_arguments, _cli.run

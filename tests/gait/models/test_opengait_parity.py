@@ -7,8 +7,8 @@ frame-by-frame 2D Swin, so with its weights copied over ours must compute the sa
 import pytest
 import torch
 
-from kprpe_gait.nets import HorizontalPoolingPyramid, SeparateBNNecks, SeparateFCs, SwinTransformer2D, temporal_max
-from kprpe_gait.nets.modules import BasicBlock2D
+from kprpe_gait.models import HorizontalPoolingPyramid, SeparateBNNecks, SeparateFCs, SwinTransformer2D, temporal_max
+from kprpe_gait.models.modules import BasicBlock2D
 
 pytestmark = pytest.mark.opengait
 
