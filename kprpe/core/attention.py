@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .buckets import check_buckets
+from .masks import additive_mask  # its own module: triton_attention needs it too (no import cycle)
 
 __all__ = [
     "BACKENDS",
@@ -104,28 +105,6 @@ def _check_inputs(
                 f"attn_mask of shape {tuple(attn_mask.shape)} does not broadcast to "
                 f"{(batch, heads, queries, k.shape[2])}"
             ) from e
-
-
-def additive_mask(mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
-    """An attention mask as the additive float mask every backend adds to the logits.
-
-    Args:
-        mask: ``None``; a bool mask with ``True`` = attend (as in ``F.scaled_dot_product_attention``),
-            which becomes ``0`` / ``-inf``; or an additive float mask, cast to ``dtype``.
-        dtype: the logits' dtype.
-
-    Integer masks are rejected: whether 0/1 means "attend" or "add" is ambiguous.
-    """
-    if mask is None:
-        return None
-    if mask.dtype == torch.bool:
-        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, float("-inf"))
-    if not mask.is_floating_point():
-        raise TypeError(
-            f"attn_mask must be bool (True = attend) or an additive float mask, got {mask.dtype}; "
-            "convert a 0/1 integer mask with mask.bool()"
-        )
-    return mask.to(dtype)
 
 
 def _reference(q, k, v, table, buckets, attn_mask, dropout_p, scale):

@@ -33,8 +33,8 @@ import torch
 import triton
 import triton.language as tl
 
-from .attention import additive_mask
 from .buckets import check_buckets
+from .masks import additive_mask
 
 __all__ = ["BlockSizes", "Separable", "find_separable", "interpreted_kernels", "triton_kprpe_attention"]
 

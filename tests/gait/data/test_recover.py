@@ -195,7 +195,7 @@ def dropping_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "raw"
 
 
-@pytest.mark.parametrize("pickler", ["cv2", "opengait"])
+@pytest.mark.parametrize("pickler", ["cv2", pytest.param("opengait", marks=pytest.mark.opengait)])
 def test_real_opengait_output_is_never_mispaired(
     pickler: str, dropping_synth: Path, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

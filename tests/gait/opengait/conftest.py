@@ -81,6 +81,13 @@ def run_python() -> Callable[..., subprocess.CompletedProcess]:
     return run_python_checked
 
 
+@pytest.fixture
+def kprpe_gait() -> Callable[..., subprocess.CompletedProcess]:
+    """``kprpe_gait(args, cwd, **env)``: the installed ``kprpe-gait`` command, as a user runs it (see :func:`run_checked`)."""
+    command = console_script("kprpe-gait")
+    return lambda args, cwd, **env: run_checked([command, *args], cwd, **env)
+
+
 def write_smoke_config(
     path: Path, base: str, data_dir: Path, *, dataset_root: str = "pkl", **sections: dict[str, Any]
 ) -> Path:
@@ -102,11 +109,26 @@ def write_smoke_config(
 
 def run_python_checked(args: list[str], cwd: Path, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
     """Run ``sys.executable args`` and fail with its output when it does not exit with 0."""
+    return run_checked([sys.executable, *args], cwd, timeout, **env)
+
+
+def run_checked(command: list[str], cwd: Path, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
+    """Run ``command`` (outside any ``torchrun`` of ours) and fail with its output when it does not exit with 0."""
     environment = {k: v for k, v in os.environ.items()
                    if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}  # fmt: skip
     environment.update(PYTHONUNBUFFERED="1", **env)
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, env=environment, capture_output=True, text=True,
+    proc = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True,
                           timeout=timeout, check=False)  # fmt: skip
     if proc.returncode != 0:
-        pytest.fail(f"{' '.join(args)} exited with {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        shown = " ".join(command)
+        pytest.fail(f"{shown} exited with {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
     return proc
+
+
+def console_script(name: str) -> str:
+    """The installed command ``name`` of this interpreter's environment (e.g. ``kprpe-gait``)."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.is_file() else shutil.which(name)
+    if found is None:
+        pytest.skip(f"no '{name}' command beside {sys.executable} or on PATH: install the project (pip install -e .)")
+    return found

@@ -1,4 +1,4 @@
-"""The plugin inside a real OpenGait (needs OPENGAIT_ROOT): model checks, train/save/restore/test, shim, torchrun.
+"""The plugin inside a real OpenGait (needs OPENGAIT_ROOT): model checks, kprpe-gait launch, shim, torchrun.
 
 Every run is on the CPU (``--cpu``) in a copy of the clone, on SynthGait ``tiny``, with the smoke
 configs shrunk further (batches of 2 x 2 sequences of 10 frames).
@@ -56,8 +56,8 @@ def test_model_classes_inside_opengait(opengait_copy, synth_tiny, tmp_path, smok
     assert r["baseline_inputs"] == 1 and r["baseline_embeddings"] == [4, 32, 15]
 
 
-def test_train_save_restore_test_with_launcher_then_shim(opengait_copy, synth_tiny, tmp_path, smoke_config, run_python):
-    """Train 20 iterations through the launcher, then test the restored weights with the unmodified main.py."""
+def test_kprpe_gait_launch_cpu_trains_then_tests(opengait_copy, synth_tiny, tmp_path, smoke_config, kprpe_gait):
+    """``kprpe-gait launch --cpu``: OpenGait's unmodified main.py trains KP-RPE 20 iterations, then tests them."""
     name = "pytest_kprpe"
     cfg = smoke_config(
         tmp_path / "kprpe.yaml", "synthgait_smoke_kprpe.yaml", synth_tiny,
@@ -65,8 +65,8 @@ def test_train_save_restore_test_with_launcher_then_shim(opengait_copy, synth_ti
                      "sampler": {"batch_size": [2, 2]}},
         evaluator_cfg={"restore_hint": 20, "save_name": name},
     )  # fmt: skip
-    proc = run_python(["-m", "kprpe_gait.opengait.launcher", "--opengait-root", str(opengait_copy), "--cpu", "--",
-                       "--cfgs", str(cfg), "--phase", "train"], cwd=tmp_path)  # fmt: skip
+    launch = ["launch", "--opengait-root", str(opengait_copy), "--cpu", "--", "--cfgs", str(cfg)]
+    proc = kprpe_gait([*launch, "--phase", "train"], cwd=tmp_path)
     log = proc.stdout + proc.stderr  # the training log shows what applies, not OpenGait's merged defaults
     assert "'solver': 'AdamW'" in log and "'stem_lr_scale': 1.0" in log and "'T_0'" in log
     assert "momentum" not in log and "milestones" not in log
@@ -83,14 +83,36 @@ def test_train_save_restore_test_with_launcher_then_shim(opengait_copy, synth_ti
 
     results_file = cfg.with_suffix(".results.json")
     assert not results_file.exists()
-    shim.register(opengait_copy)
+    kprpe_gait([*launch, "--phase", "test"], cwd=tmp_path)  # restores iteration 20
+    assert_results(results_file)
+
+
+def test_shim_trains_then_tests_with_unmodified_main(opengait_copy, synth_tiny, tmp_path, smoke_config, kprpe_gait):
+    """``kprpe-gait register``, then ``launch --shim --cpu``: the plugin comes only from the shim file that
+    OpenGait's own model folder imports (the route of OpenGait's torchrun command): 4 iterations, then the
+    test at the checkpoint (``with_test``), in one process."""
+    name = "pytest_shim"
+    cfg = smoke_config(
+        tmp_path / "shim.yaml", "synthgait_smoke_kprpe.yaml", synth_tiny,
+        trainer_cfg={"total_iter": 4, "save_iter": 4, "log_iter": 2, "with_test": True, "save_name": name,
+                     "sampler": {"batch_size": [2, 2]}},
+        evaluator_cfg={"save_name": name},
+    )  # fmt: skip
+    launch = ["launch", "--opengait-root", str(opengait_copy), "--shim", "--cpu", "--", "--cfgs", str(cfg)]
+    kprpe_gait(["register", "--opengait-root", str(opengait_copy)], cwd=tmp_path)
     try:
-        # the unmodified main.py, the plugin registered only by the shim, CPU patches: the user's entry point
-        run_python(["-m", "kprpe_gait.cli", "launch", "--opengait-root", str(opengait_copy), "--shim", "--cpu", "--",
-                    "--cfgs", str(cfg), "--phase", "test"], cwd=opengait_copy)  # fmt: skip
+        assert shim.is_registered(opengait_copy) and shim.is_current(opengait_copy)
+        kprpe_gait([*launch, "--phase", "train"], cwd=opengait_copy)
+        ckpt_dir = opengait_copy / "output" / "SynthGait" / "SwinGait2DKPRPE" / name / "checkpoints"
+        assert [p.name for p in ckpt_dir.glob("*.pt")] == [f"{name}-00004.pt"]
     finally:
         removed = shim.unregister(opengait_copy)
     assert removed and not shim.is_registered(opengait_copy)
+    assert_results(cfg.with_suffix(".results.json"))
+
+
+def assert_results(results_file: Path) -> None:
+    """The evaluator's results file: OpenGait's five Gait3D metrics, each a percentage."""
     results = json.loads(results_file.read_text())
     assert set(results) == METRICS
     assert all(0.0 <= v <= 100.0 for v in results.values())
@@ -111,8 +133,7 @@ def test_torchrun_two_cpu_processes(opengait_copy, synth_tiny, tmp_path, smoke_c
                 "--cfgs", str(cfg), "--phase", "train"], cwd=tmp_path, OMP_NUM_THREADS="1")  # fmt: skip
     ckpt_dir = opengait_copy / "output" / "SynthGait" / "SwinGait2D" / name / "checkpoints"
     assert [p.name for p in ckpt_dir.glob("*.pt")] == [f"{name}-00004.pt"]
-    results = json.loads(cfg.with_suffix(".results.json").read_text())
-    assert set(results) == METRICS
+    assert_results(cfg.with_suffix(".results.json"))
 
 
 @pytest.mark.slow
