@@ -93,7 +93,7 @@ def test_demo_runs_train_and_both_test_splits_per_model(fake_python, fake_layout
     }
     assert json.loads((out / "opengait_demo.json").read_text()) == summary
     table = format_table(summary)  # the compact demo's table reads this runner's summary too
-    assert "| SwinGait-2D + KP-RPE | 91.00 | 91.00 | 91.00 | 91.00 | 11.00 |" in table
+    assert "| SwinGait-2D + KP-RPE | 91.00 | 91.00 | 11.00 | 11.00 |" in table  # Rank-1 and mAP per split
 
 
 def test_demo_reports_failures_and_bad_inputs(fake_layout, tmp_path):
