@@ -167,7 +167,7 @@ def _sidecar_array(side: Path, kind: str, count: int) -> np.ndarray:
     return array.astype(np.float32)
 
 
-_SIDECAR_SHAPES = {"landmarks": (5, 3), "boxes": (4,)}
+_SIDECAR_SHAPES = {"landmarks": (5, 3), "flip_landmarks": (5, 3), "boxes": (4,)}
 
 
 def write_verification_bin(

@@ -242,6 +242,19 @@ def _model_section(cfg: Any, depth: int = 0) -> dict[str, Any] | None:
     return None
 
 
+def _written_by_us(weights: Path) -> bool:
+    """Whether ``weights`` is a safetensors file whose metadata says :func:`save_pretrained` wrote it."""
+    if not weights.is_file():
+        return False
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), framework="pt") as handle:
+            return (handle.metadata() or {}).get("format") == FORMAT
+    except Exception:  # a corrupt file is not ours to judge here; the load below names what is wrong
+        return False
+
+
 def _is_ours(config_path: Path) -> bool:
     if not config_path.is_file():
         return False
@@ -521,6 +534,11 @@ def load_pretrained(path: str | os.PathLike[str], backend: str = "auto", num_hea
         return _load_ours(path / WEIGHTS_NAME, path / CONFIG_NAME, backend)
     if path.is_file() and path.name == WEIGHTS_NAME and _is_ours(path.parent / CONFIG_NAME):
         return _load_ours(path, path.parent / CONFIG_NAME, backend)
+    if path.is_dir() and _written_by_us(path / WEIGHTS_NAME):
+        raise ValueError(
+            f"{path / CONFIG_NAME}: missing or not a {FORMAT!r} config (its 'format' key), but "
+            f"{path / WEIGHTS_NAME} was written by save_pretrained: restore the config saved with it"
+        )
     if path.is_dir():
         weights, their_config, source = _cvlface_files(path)
     elif path.is_file():
