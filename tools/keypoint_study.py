@@ -131,6 +131,42 @@ def gait_summary(runs: list[dict]) -> str:
     return "\n".join(out)
 
 
+def face_diagnose(folder: str, seed: int) -> str:
+    """Post-hoc (not pre-registered): how far a translation moves each arm's embedding, against how far
+    replacing the landmarks moves it. Cosine of the (unflipped) embeddings of the aligned test crops and of
+    the same crops translated by 0.5 / 1 / 2 tokens; and, on the 1-token set, true vs constant landmarks."""
+    from face.demo import ARMS, PRESETS, test_sets
+    from face.eval import embed
+    from face.eval.reliance import ConstantLandmarks, constant_landmarks
+    from face.models import load_pretrained
+
+    root = Path(folder)
+    files = {"aligned": root / "synthface" / "test" / "aligned.bin",
+             "unaligned": root / "synthface" / "test" / "unaligned.bin"}  # fmt: skip
+    patch = int(PRESETS["default"].model["patch_size"])
+    sets = test_sets(files, patch, seed)
+    out = ["| arm | cos(aligned, shift 0.5) | cos(aligned, shift 1) | cos(aligned, shift 2) | shift 1: cos(true, constant) |",
+           "|---|---|---|---|---|"]  # fmt: skip
+    for arm, spec in ARMS.items():
+        model_dir = root / "runs" / arm / "model"
+        if not model_dir.is_dir():
+            continue
+        model = load_pretrained(model_dir)
+        model = ConstantLandmarks(model) if spec.keypoints == "constant" else model
+        images, points, _ = sets["aligned"]
+        base = embed(model, images, points, flip=False)
+        cells = []
+        for name in ("shift0.5", "shift1", "shift2"):
+            moved, moved_points, _ = sets[name]
+            cells.append(f"{float((base * embed(model, moved, moved_points, flip=False)).sum(-1).mean()):.3f}")
+        moved, moved_points, _ = sets["shift1"]  # where the landmarks really differ from the template
+        true = embed(model, moved, moved_points, flip=False)
+        const = embed(model, moved, constant_landmarks(len(moved)), flip=False)
+        cells.append(f"{float((true * const).sum(-1).mean()):.4f}")
+        out.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def run_old_recipe(out: str, seed: int, data: str | None, threads: int) -> None:
     from kprpe_gait.demo import PRESETS, format_reliance, format_table, run_demo
 
@@ -148,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     old.add_argument("--seed", type=int, default=0)
     old.add_argument("--data", default=None, help="an existing SynthGait folder")
     old.add_argument("--threads", type=int, default=1)
+    diagnose = sub.add_parser("face-diagnose", help="post hoc: embedding movement under translation vs landmarks")
+    diagnose.add_argument("run")
+    diagnose.add_argument("--seed", type=int, default=0)
     for name in ("face", "gait"):
         summary = sub.add_parser(name, help=f"paired summary of {name} demo runs (one folder per seed)")
         summary.add_argument("runs", nargs="+")
@@ -155,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "gait-old-recipe":
         run_old_recipe(args.out, args.seed, args.data, args.threads)
+        return 0
+    if args.command == "face-diagnose":
+        print(face_diagnose(args.run, args.seed))
         return 0
     runs = _load(args.runs)
     text = face_summary(runs) if args.command == "face" else gait_summary(runs)
