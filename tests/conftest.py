@@ -97,7 +97,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """Under ``KPRPE_REQUIRE_OPENGAIT=1`` a skipped ``opengait`` test is reported as failed."""
     outcome = yield
     report = outcome.get_result()
-    if REQUIRE_OPENGAIT and report.skipped and item.get_closest_marker("opengait") is not None:
+    required = item.get_closest_marker("opengait") is not None and item.get_closest_marker("opengait_fork") is None
+    if REQUIRE_OPENGAIT and report.skipped and required:
         report.outcome = "failed"
         report.longrepr = (
             f"KPRPE_REQUIRE_OPENGAIT=1, but this OpenGait test was skipped: {_skip_reason(report)} "
