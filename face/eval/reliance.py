@@ -19,11 +19,12 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from face.align import ARCFACE_TEMPLATE, TEMPLATE_SIZE
 from face.data.crop import warp_faces
-from face.eval.embedding import embed, normalise_images
+from face.eval.embedding import embed_views, normalise_images
 from face.eval.verification import verification_metrics
 from kprpe.core import KeypointRPE
 from kprpe.core.probe import bias_reliance
@@ -112,29 +113,26 @@ def keypoint_reliance(
     if len(images) != len(keypoints) or len(images) != 2 * len(issame):
         raise ValueError(f"{len(images)} images, {len(keypoints)} landmark sets and {len(issame)} pairs do not match")
     out: dict = {"accuracy": {}, "tar_at_far": {}}
-    plain: dict[str, torch.Tensor] = {}
+    points = {mode: replace_landmarks(keypoints, mode, seed) for mode in KEYPOINT_MODES}
+    plain: dict[str, torch.Tensor] = {}  # unflipped embeddings, for the cosine
     reads = uses_landmarks(model)
     for mode in KEYPOINT_MODES:
         if not reads and mode != "true":  # landmarks are not an input: every mode is the true one, exactly
             out["accuracy"][mode], out["tar_at_far"][mode] = out["accuracy"]["true"], out["tar_at_far"]["true"]
             plain[mode] = plain["true"]
             continue
-        points = replace_landmarks(keypoints, mode, seed)
-        emb = embed(model, images, points, flip, batch_size, device)
-        metrics = verification_metrics(emb, issame)
+        views = embed_views(model, images, points[mode], flip, batch_size, device)  # (2N, 1|2, D), one pass
+        metrics = verification_metrics(F.normalize(views.sum(1), dim=1), issame)  # embed()'s flip fusion
         out["accuracy"][mode] = metrics["accuracy"]
         out["tar_at_far"][mode] = {far: p["tar"] for far, p in metrics["tar_at_far"].items()}
-        if mode != "shuffled":
-            plain[mode] = embed(model, images, points, False, batch_size, device)
+        plain[mode] = F.normalize(views[:, 0], dim=1)
     cosine = (plain["true"] * plain["constant"]).sum(-1)
     out["embedding_cosine"] = {"mean": float(cosine.mean()), "min": float(cosine.min())}
 
     n = min(probe_faces, len(images))
     parameter = next(model.parameters())
     x = normalise_images(images[:n]).to(parameter.device)
-    probe = {
-        mode: replace_landmarks(keypoints, mode, seed)[:n].to(parameter.device, x.dtype) for mode in KEYPOINT_MODES
-    }
+    probe = {mode: p[:n].to(parameter.device, x.dtype) for mode, p in points.items()}
     for key, other in (("bias", "constant"), ("bias_shuffled", "shuffled")):
         out[key] = bias_reliance(model, lambda: model(x, probe["true"]), lambda o=other: model(x, probe[o]))
     rows = out["bias"]
