@@ -8,26 +8,18 @@ code 2 and one line naming the problem, not a traceback.
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import sys
 from types import ModuleType
 
 from face import commands
+from kprpe.subcommands import find_subcommands
 
 __all__ = ["build_parser", "main", "subcommands"]
 
 
 def subcommands() -> dict[str, ModuleType]:
     """``{name: module}`` of every subcommand module in :mod:`face.commands`, sorted by name."""
-    found: dict[str, ModuleType] = {}
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        if all(hasattr(module, attr) for attr in ("HELP", "add_arguments", "run")):
-            found[info.name] = module
-    return found
+    return find_subcommands(commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,11 +10,10 @@ only those small modules; a command's options are built, and its library importe
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import sys
 from types import ModuleType
 
+from kprpe.subcommands import find_subcommands
 from kprpe_gait import commands
 
 __all__ = ["DESCRIPTION", "build_parser", "command_parser", "main", "subcommands"]
@@ -26,14 +25,7 @@ DESCRIPTION = "kprpe-gait: SynthGait, Gait3D pretreatment, SwinGait-2D + KP-RPE 
 def subcommands() -> dict[str, ModuleType]:
     """``{name: module}`` of every sub-command module in :mod:`kprpe_gait.commands` (``pretreat_gait3d`` ->
     ``pretreat-gait3d``), sorted by module name."""
-    found: dict[str, ModuleType] = {}
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        if all(hasattr(module, attr) for attr in ("HELP", "add_arguments", "run")):
-            found[info.name.replace("_", "-")] = module
-    return found
+    return find_subcommands(commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
