@@ -67,8 +67,12 @@ from kprpe.core import num_buckets
 from kprpe.io import atomic_path, atomic_write_text
 from kprpe.skip_init import no_weight_init
 
+from .build import arch_of, build_model
 from .hub import is_hub_id, resolve_hub_id
-from .vit import PRESETS, FaceViT, build_model
+from .pretrained_swin import cvlface_swin_to_faceswin, infer_swin_config, is_swin_layout
+from .swin import PRESETS as SWIN_PRESETS
+from .swin import FaceSwin
+from .vit import PRESETS, FaceViT
 
 __all__ = [
     "FORMAT",
@@ -450,7 +454,7 @@ def _kprpe_variant(
 # ----------------------------------------------------------------------------------------- load / save
 
 
-def _load_strict(model: FaceViT, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+def _load_strict(model: FaceViT | FaceSwin, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
     own = model.state_dict()
     missing = sorted(set(own) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(own))
@@ -510,14 +514,17 @@ def _checked_section(section: dict[str, Any], path: Path) -> dict[str, Any]:
     return section
 
 
-def load_pretrained(path: str | os.PathLike[str], backend: str = "auto", num_heads: int | None = None) -> FaceViT:
-    """A :class:`FaceViT` in eval mode from a CVLface folder or file, or a :func:`save_pretrained` folder.
+def load_pretrained(
+    path: str | os.PathLike[str], backend: str = "auto", num_heads: int | None = None
+) -> FaceViT | FaceSwin:
+    """A :class:`FaceViT` or :class:`FaceSwin` in eval mode from a CVLface folder or file (ViT or Swin, told
+    apart by the keys: :mod:`face.models.pretrained_swin`), or a :func:`save_pretrained` folder.
 
     Args:
         path: folder or checkpoint file, or a Hugging Face ``owner/name`` id (see the module docstring).
         backend: attention backend of the returned model.
-        num_heads: only for CVLface checkpoints whose head count neither the shapes, the config nor a
-            paper preset gives (checked against them otherwise).
+        num_heads: only for CVLface ViT checkpoints whose head count neither the shapes, the config nor a
+            paper preset gives (checked against them otherwise; a Swin's heads are always in its weights).
 
     Returns:
         the model in eval mode; call it as ``model(images, landmarks)``.
@@ -545,17 +552,25 @@ def load_pretrained(path: str | os.PathLike[str], backend: str = "auto", num_hea
         weights, (their_config, source) = path, _first_model_section(path, [path.with_suffix(".yaml")])
     else:
         raise FileNotFoundError(f"{path} does not exist")
-    state_dict = cvlface_to_facevit(load_state_dict_file(weights), str(weights))
-    args = infer_config(state_dict, their_config, source, num_heads)
+    raw = load_state_dict_file(weights)
+    cls: type[FaceViT] | type[FaceSwin]
+    if is_swin_layout(raw):
+        state_dict, buffers = cvlface_swin_to_faceswin(raw, str(weights))
+        args, cls = infer_swin_config(state_dict, buffers, their_config, source), FaceSwin
+        if num_heads is not None and num_heads != args["num_heads"][0]:
+            raise ValueError(f"{source}: num_heads={num_heads} but the Swin's stages have {args['num_heads']} heads")
+    else:
+        state_dict = cvlface_to_facevit(raw, str(weights))
+        args, cls = infer_config(state_dict, their_config, source, num_heads), FaceViT
     if (their_config or {}).get("color_space", "RGB").upper() == "BGR":
         state_dict["patch_embed.weight"] = state_dict["patch_embed.weight"].flip(1)  # the model now takes RGB
     with no_weight_init():  # every parameter is loaded strictly right below
-        model = FaceViT(**args, backend=backend)
+        model = cls(**args, backend=backend)
     _load_strict(model, state_dict, str(weights))
     return model.eval()
 
 
-def _load_ours(weights: Path, config_path: Path, backend: str) -> FaceViT:
+def _load_ours(weights: Path, config_path: Path, backend: str) -> FaceViT | FaceSwin:
     meta = _read_json(config_path)
     version = meta.get("version", FORMAT_VERSION)
     if type(version) is not int:
@@ -567,7 +582,11 @@ def _load_ours(weights: Path, config_path: Path, backend: str) -> FaceViT:
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} is missing beside {config_path}")
     args = _resolved_model_config(meta["model"], config_path)
-    disagreements = _architecture_disagreements(args, read_safetensors_header(weights))
+    shapes = read_safetensors_header(weights)
+    if args["arch"] == "swin":
+        disagreements = _swin_disagreements(args, shapes)
+    else:
+        disagreements = _architecture_disagreements(args, shapes)
     if disagreements:  # said before the model is allocated: a wrong config.json could ask for any size
         raise ValueError(f"{config_path} disagrees with {weights}: " + "; ".join(disagreements))
     try:
@@ -579,27 +598,68 @@ def _load_ours(weights: Path, config_path: Path, backend: str) -> FaceViT:
     return model.eval()
 
 
-#: :class:`FaceViT` arguments that set the shapes :func:`_architecture_disagreements` checks, and their type
-_SHAPE_ARGS = {"img_size": int, "patch_size": int, "embed_dim": int, "depth": int, "mlp_ratio": float,
-               "output_dim": int, "rpe": str}  # fmt: skip
+#: arguments that set the shapes the disagreement checks compare, and their type, per architecture
+_SHAPE_ARGS = {
+    "vit": {"img_size": int, "patch_size": int, "embed_dim": int, "depth": int, "mlp_ratio": float,
+            "output_dim": int, "rpe": str},
+    "swin": {"img_size": int, "patch_size": int, "embed_dim": int, "window_size": int, "mlp_ratio": float,
+             "output_dim": int, "rpe": str, "depths": list, "num_heads": list},
+}  # fmt: skip
 
 
 def _resolved_model_config(model_cfg: Mapping[str, Any], config_path: Path) -> dict[str, Any]:
-    """The ``model`` section of our ``config.json`` with its preset and :class:`FaceViT`'s defaults filled in,
-    the shape-setting arguments type-checked."""
-    defaults = {name: p.default for name, p in inspect.signature(FaceViT.__init__).parameters.items()
+    """The ``model`` section of our ``config.json`` with its ``arch``, preset and the class's defaults filled
+    in, the shape-setting arguments type-checked."""
+    arch = model_cfg.get("arch", "vit")
+    if arch not in _SHAPE_ARGS:
+        raise ValueError(f"{config_path}: unknown model arch {arch!r}; choose one of {sorted(_SHAPE_ARGS)}")
+    cls, presets = (FaceSwin, SWIN_PRESETS) if arch == "swin" else (FaceViT, PRESETS)
+    defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
                 if p.default is not inspect.Parameter.empty}  # fmt: skip
     preset = model_cfg.get("preset")
-    if preset is not None and (not isinstance(preset, str) or preset not in PRESETS):
-        raise ValueError(f"{config_path}: unknown face model preset {preset!r}; choose one of {sorted(PRESETS)}")
-    args = {**defaults, **(PRESETS[preset] if preset else {}), **model_cfg}
-    for name, kind in _SHAPE_ARGS.items():
+    if preset is not None and (not isinstance(preset, str) or preset not in presets):
+        raise ValueError(f"{config_path}: unknown face {arch} preset {preset!r}; choose one of {sorted(presets)}")
+    args = {**defaults, **(presets[preset] if preset else {}), **model_cfg, "arch": arch}
+    for name, kind in _SHAPE_ARGS[arch].items():
         value = args[name]
+        if kind is list:
+            value = list(value) if isinstance(value, (list, tuple)) else value
+            if not (isinstance(value, list) and value and all(type(v) is int and v > 0 for v in value)):
+                raise ValueError(f"{config_path}: model {name} must be a list of positive ints, got {value!r}")
+            args[name] = value
+            continue
         if type(value) is bool or not isinstance(value, int if kind is int else (kind, int)):
             raise ValueError(f"{config_path}: model {name} must be {kind.__name__}, got {value!r}")
         if kind is not str and value <= 0:
             raise ValueError(f"{config_path}: model {name} must be positive, got {value!r}")
     return args
+
+
+def _swin_disagreements(args: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
+    """What a Swin config's architecture says and the weights' shapes do not."""
+    patch = shapes.get("patch_embed.weight", ())
+    depths: dict[int, int] = {}
+    for key in shapes:
+        if m := re.match(r"stages\.(\d+)\.blocks\.(\d+)\.", key):
+            depths[int(m.group(1))] = max(depths.get(int(m.group(1)), 0), int(m.group(2)) + 1)
+    heads = [shapes.get(f"stages.{s}.blocks.0.attn.logit_scale", (None,))[0] for s in sorted(depths)]
+    fc1 = shapes.get("stages.0.blocks.0.mlp.fc1.weight", (None,))
+    head = shapes.get("head.2.weight", (None,))
+    rpe = (
+        "kprpe" if "stages.0.rpe.proj.weight" in shapes
+        else "cpb" if "stages.0.blocks.0.attn.rpe.cpb_mlp.0.weight" in shapes else "none"
+    )  # fmt: skip
+    found = {
+        "embed_dim": (patch[0] if patch else None, int(args["embed_dim"])),
+        "patch_size": (patch[2] if len(patch) > 2 else None, int(args["patch_size"])),
+        "depths": ([depths[s] for s in sorted(depths)], list(args["depths"])),
+        "num_heads": (heads, list(args["num_heads"])),
+        "mlp hidden units": (fc1[0], int(args["embed_dim"] * args["mlp_ratio"])),
+        "output_dim": (head[0], int(args["output_dim"])),
+        "rpe": (rpe, args["rpe"]),
+    }
+    return [f"config {name} gives {want!r} but the weights have {got!r}" for name, (got, want) in found.items()
+            if got != want]  # fmt: skip
 
 
 def _architecture_disagreements(args: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
@@ -632,18 +692,19 @@ def _architecture_disagreements(args: Mapping[str, Any], shapes: Mapping[str, tu
     return problems
 
 
-def save_pretrained(model: FaceViT, folder: str | os.PathLike[str]) -> Path:
+def save_pretrained(model: FaceViT | FaceSwin, folder: str | os.PathLike[str]) -> Path:
     """Write ``folder/model.safetensors`` and ``folder/config.json`` (atomically); returns the folder.
 
-    :func:`load_pretrained` reads it back (the config is the model's ``.config``; ``backend`` is not stored).
+    :func:`load_pretrained` reads it back (the config is the model's ``.config`` plus its ``arch``, ``"vit"``
+    or ``"swin"``; ``backend`` is not stored).
     """
     from safetensors.torch import save_file
 
-    if not isinstance(model, FaceViT):
-        raise TypeError(f"save_pretrained expects a FaceViT, got {type(model).__name__}")
+    if not isinstance(model, (FaceViT, FaceSwin)):
+        raise TypeError(f"save_pretrained expects a FaceViT or FaceSwin, got {type(model).__name__}")
     folder = Path(folder)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    config = {k: v for k, v in model.config.items() if k != "backend"}
+    config = {"arch": arch_of(model)} | {k: v for k, v in model.config.items() if k != "backend"}
     with atomic_path(folder / WEIGHTS_NAME) as tmp:
         save_file(tensors, str(tmp), metadata={"format": FORMAT})
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "model": config}

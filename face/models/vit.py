@@ -31,22 +31,21 @@ import torch
 from torch import nn
 
 from kprpe.config import check_keys, constructor_keys
-from kprpe.core import VisionTransformer, split_keypoints
+from kprpe.core import VisionTransformer
 
-__all__ = ["PRESETS", "RPE_KINDS", "FaceViT", "build_model"]
+from .inputs import check_images, check_landmarks
+
+__all__ = ["PRESETS", "RPE_KINDS", "FaceViT", "build_vit"]
 
 #: ``FaceViT.rpe`` -> the core ``VisionTransformer`` rpe mode
 RPE_KINDS: dict[str, str] = {"none": "none", "irpe": "contextual", "kprpe": "kprpe"}
 
-#: named architectures; ``build_model`` overrides any of their keys
+#: named architectures; :func:`build_vit` overrides any of their keys
 PRESETS: dict[str, dict[str, Any]] = {
     "vit_small": {"embed_dim": 512, "depth": 12, "num_heads": 8, "mlp_ratio": 5.0},
     "vit_base": {"embed_dim": 512, "depth": 24, "num_heads": 16, "mlp_ratio": 3.0},
     "vit_tiny": {"embed_dim": 96, "depth": 4, "num_heads": 4, "mlp_ratio": 2.0},
 }
-
-# Landmarks further than this outside [0, 1] are not normalised coordinates (pixel coordinates, most likely).
-_LANDMARK_SLACK = 1.0
 
 
 class FaceViT(VisionTransformer):
@@ -167,43 +166,20 @@ class FaceViT(VisionTransformer):
 
     def forward(self, images: torch.Tensor, landmarks: torch.Tensor | None = None) -> torch.Tensor:
         """Embeddings ``(B, output_dim)`` of ``images`` with their ``landmarks`` (see the class docstring)."""
-        self._check_images(images)
+        check_images(images, self.img_size)
         if self.kprpe is None:
             landmarks = None  # ignored without KP-RPE
         elif landmarks is None:
             raise ValueError("rpe='kprpe' needs landmarks: call model(images, landmarks) with (B, 5, 2|3) in [0, 1]")
         else:
-            self._check_landmarks(landmarks, images.shape[0])
+            check_landmarks(landmarks, images.shape[0], self.num_keypoints)
         return self.forward_head(self.forward_features(images, landmarks))
-
-    def _check_images(self, images: torch.Tensor) -> None:
-        size = self.img_size
-        if not torch.is_tensor(images) or images.dim() != 4 or tuple(images.shape[1:]) != (3, *size):
-            shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
-            raise ValueError(f"images must be (B, 3, {size[0]}, {size[1]}) RGB in [-1, 1], got {shape}")
-        if not images.is_floating_point():
-            raise TypeError(f"images must be float, normalised as (x / 255 - 0.5) / 0.5; got {images.dtype}")
-
-    def _check_landmarks(self, landmarks: torch.Tensor, batch: int) -> None:
-        coords, valid = split_keypoints(landmarks, self.num_keypoints)  # shape and dtype errors
-        if landmarks.shape[0] != batch:
-            raise ValueError(f"{landmarks.shape[0]} landmark sets for a batch of {batch} images")
-        if torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export():
-            return  # a data-dependent check cannot be traced; eager calls are checked
-        outside = valid & ((coords < -_LANDMARK_SLACK) | (coords > 1 + _LANDMARK_SLACK)).any(-1)
-        if bool(outside.any()):
-            sample = int(outside.any(-1).nonzero()[0, 0])
-            raise ValueError(
-                f"landmarks of sample {sample} lie far outside the image ({landmarks[sample, :, :2].tolist()}): "
-                "they must be (x, y) in [0, 1] of the model's input; convert pixel coordinates with "
-                "face.align.normalise_landmarks"
-            )
 
     def extra_repr(self) -> str:
         return f"rpe={self.rpe!r}, output_dim={self.output_dim}, mask_ratio={self.mask_ratio}"
 
 
-def build_model(config: str | Mapping[str, Any]) -> FaceViT:
+def build_vit(config: str | Mapping[str, Any]) -> FaceViT:
     """A :class:`FaceViT` from a preset name or a config mapping.
 
     Args:
@@ -212,7 +188,7 @@ def build_model(config: str | Mapping[str, Any]) -> FaceViT:
             an error). Without ``preset`` the :class:`FaceViT` defaults (= ``vit_small``) apply.
 
     Example:
-        >>> model = build_model({"preset": "vit_tiny", "rpe": "kprpe"})
+        >>> model = build_vit({"preset": "vit_tiny", "rpe": "kprpe"})
         >>> model(torch.randn(2, 3, 112, 112), torch.rand(2, 5, 2)).shape
         torch.Size([2, 512])
     """

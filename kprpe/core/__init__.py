@@ -13,12 +13,12 @@ Nothing here knows about faces or gait; task packages turn their inputs into tok
 """
 
 from .attention import BACKENDS, backend_unavailable, explain_backend, gather_bias, kprpe_attention, select_backend
-from .baselines import ContextualRPE, RelPosBias
+from .baselines import ContextualRPE, ContinuousPositionBias, RelPosBias
 from .buckets import bucket_map, check_buckets, cross_buckets, num_buckets, piecewise_index, product_buckets
 from .geometry import keypoint_offsets, patch_centers, split_keypoints
 from .keypoint_rpe import VARIANTS, KeypointRPE
 from .layers import Attention, Block, DropPath, Mlp
-from .swin import SwinBlock
+from .swin import PatchMerging, SwinBlock
 from .vit import VisionTransformer
 from .windows import (
     compact_window_buckets,
@@ -38,9 +38,11 @@ __all__ = [
     "Attention",
     "Block",
     "ContextualRPE",
+    "ContinuousPositionBias",
     "DropPath",
     "KeypointRPE",
     "Mlp",
+    "PatchMerging",
     "RelPosBias",
     "SwinBlock",
     "VisionTransformer",

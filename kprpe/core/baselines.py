@@ -4,8 +4,10 @@
   Fig. 1, Shaw et al.'s idea in iRPE's "bias" mode, and Swin's relative-position bias on a window).
 * :class:`ContextualRPE`: iRPE's contextual key-side RPE: ``B[i, j] = q_i . r[bucket(i, j)]`` with
   learned encodings ``r``; its per-query table is ``(q * scale) @ W``.
+* :class:`ContinuousPositionBias`: Swin V2's continuous position bias: a small MLP on log-spaced window
+  offsets gives one scalar per (head, exact offset), ``16 * sigmoid``-bounded.
 
-Both return tables in the layout :func:`kprpe.core.kprpe_attention` consumes, ``(B|1, H, N, K)``. The
+All return tables in the layout :func:`kprpe.core.kprpe_attention` consumes, ``(B|1, H, N, K)``. The
 ``cross`` method's two lookups are folded into one product-shaped table
 (``table[a * S + b] = rows[a] + cols[b]``), so it runs on the product bucket map.
 """
@@ -19,7 +21,7 @@ from torch import nn
 
 from .buckets import BucketMethod, bucket_map, num_buckets, product_buckets
 
-__all__ = ["RelPosBias", "ContextualRPE"]
+__all__ = ["ContextualRPE", "ContinuousPositionBias", "RelPosBias"]
 
 
 def _fold_cross(rows: torch.Tensor, cols: torch.Tensor, has_prefix: bool) -> torch.Tensor:
@@ -189,3 +191,75 @@ class ContextualRPE(_BucketTableBase):
             + super().extra_repr()
             + (", shared_head=True" if self.shared_head else "")
         )
+
+
+class ContinuousPositionBias(nn.Module):
+    """Swin V2's continuous relative-position bias (log-spaced coordinates, MLP, ``16 * sigmoid``).
+
+    For a ``(wh, ww)`` window, each exact offset ``(dr, dc)`` (``(2wh-1) * (2ww-1)`` of them, numbered as Swin's
+    ``relative_position_index`` = :func:`kprpe.core.bucket_map` ``"exact"``) is normalised to ``[-8, 8]``
+    (``dr / (wh - 1) * 8``), log-spaced (``sign(t) * log2(|t| + 1) / 3``) and mapped by
+    ``cpb_mlp`` = ``Linear(2, hidden) -> ReLU -> Linear(hidden, H, bias=False)`` to one value per head; the
+    bias is ``16 * sigmoid`` of it (Liu et al., Swin Transformer V2, Sec. 3.3; torchvision's
+    ``ShiftedWindowAttentionV2``).
+
+    Args:
+        num_heads: attention heads ``H``.
+        window_size: ``(wh, ww)``.
+        hidden_dim: the MLP's hidden width (512 in Swin V2).
+
+    Shape:
+        output of :meth:`forward`: ``(1, H, wh*ww, K)`` table with ``K = (2wh-1) * (2ww-1)``, read through
+        ``buckets`` ``(wh*ww, wh*ww)`` (an expanded view; no copy per query).
+    """
+
+    def __init__(
+        self,
+        num_heads: int,
+        window_size: Sequence[int],
+        hidden_dim: int = 512,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.window_size = (int(window_size[0]), int(window_size[1]))
+        self.hidden_dim = hidden_dim
+        factory = {"device": device, "dtype": dtype}
+        self.cpb_mlp = nn.Sequential(
+            nn.Linear(2, hidden_dim, **factory),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden_dim, num_heads, bias=False, **factory),
+        )
+        wh, ww = self.window_size
+        buckets, _ = bucket_map(wh, ww, "exact", device=device)
+        self.register_buffer("buckets", buckets.clone(), persistent=False)
+        self.register_buffer("coords", continuous_coords(self.window_size, device=device), persistent=False)
+
+    def reset_parameters(self) -> None:
+        for layer in (self.cpb_mlp[0], self.cpb_mlp[2]):
+            layer.reset_parameters()
+
+    @property
+    def num_tokens(self) -> int:
+        return self.window_size[0] * self.window_size[1]
+
+    def forward(self) -> torch.Tensor:
+        table = 16 * torch.sigmoid(self.cpb_mlp(self.coords).transpose(0, 1))  # (H, K)
+        return table[None, :, None, :].expand(1, self.num_heads, self.num_tokens, table.shape[-1])
+
+    def extra_repr(self) -> str:
+        return f"num_heads={self.num_heads}, window_size={self.window_size}, hidden_dim={self.hidden_dim}"
+
+
+def continuous_coords(window_size: Sequence[int], device: torch.device | str | None = None) -> torch.Tensor:
+    """Swin V2's log-spaced offset coordinates ``((2wh-1) * (2ww-1), 2)``, row-major over ``(dr, dc)``.
+
+    A window side of 1 has the single offset 0 (Swin V2 would divide by ``wh - 1 = 0``).
+    """
+    wh, ww = int(window_size[0]), int(window_size[1])
+    rows = torch.arange(-(wh - 1), wh, dtype=torch.float32, device=device) / max(wh - 1, 1)
+    cols = torch.arange(-(ww - 1), ww, dtype=torch.float32, device=device) / max(ww - 1, 1)
+    table = torch.stack(torch.meshgrid(rows, cols, indexing="ij"), dim=-1) * 8  # (2wh-1, 2ww-1, 2) in [-8, 8]
+    table = torch.sign(table) * torch.log2(table.abs() + 1.0) / 3.0  # log2(8 + 1) / 3 ~ 1 at the edge
+    return table.reshape(-1, 2)

@@ -1,7 +1,8 @@
 """One weight-decay rule for position encodings, shared by every model built on this core.
 
 Position tables are not weight-decayed: Swin's and iRPE's learned bias tables (:class:`RelPosBias`,
-:class:`ContextualRPE`) and KP-RPE's ``W_L`` (:class:`KeypointRPE`, which produces the tables that
+:class:`ContextualRPE`), Swin V2's continuous position bias MLP (:class:`ContinuousPositionBias`, as timm
+exempts ``cpb_mlp``) and KP-RPE's ``W_L`` (:class:`KeypointRPE`, which produces the tables that
 replace them; its optional hidden MLP included) keep their values unless the loss moves them, as
 absolute position embeddings do in ViT and Swin recipes.
 """
@@ -11,13 +12,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .baselines import ContextualRPE, RelPosBias
+from .baselines import ContextualRPE, ContinuousPositionBias, RelPosBias
 from .keypoint_rpe import KeypointRPE
 
 __all__ = ["POSITION_MODULES", "position_parameter_names", "position_rng", "shared_modules"]
 
 #: modules whose parameters are position encodings (never weight-decayed)
-POSITION_MODULES: tuple[type[nn.Module], ...] = (KeypointRPE, RelPosBias, ContextualRPE)
+POSITION_MODULES: tuple[type[nn.Module], ...] = (KeypointRPE, RelPosBias, ContextualRPE, ContinuousPositionBias)
 
 
 def position_parameter_names(model: nn.Module) -> set[str]:

@@ -7,12 +7,14 @@ both. Without any, it is plain ``scaled_dot_product_attention``.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .attention import kprpe_attention
-from .baselines import ContextualRPE, RelPosBias
+from .baselines import ContextualRPE, ContinuousPositionBias, RelPosBias
 
 __all__ = ["Attention", "Mlp", "DropPath", "Block", "init_linear_and_norm"]
 
@@ -74,7 +76,12 @@ class Attention(nn.Module):
         attn_drop: attention dropout.
         proj_drop: output dropout.
         backend: :func:`kprpe.core.kprpe_attention` backend used when there is a bias.
-        rpe: optional bias module the layer owns: :class:`RelPosBias` or :class:`ContextualRPE`.
+        rpe: optional bias module the layer owns: :class:`RelPosBias`, :class:`ContinuousPositionBias` or
+            :class:`ContextualRPE`.
+        cosine: Swin V2's scaled cosine attention: logits ``cos(q, k) * exp(min(s_h, log 100))`` with a
+            learned ``logit_scale`` ``s_h`` per head (``log 10`` at init) instead of ``q . k / sqrt(d)``;
+            the key part of the qkv bias is not used (held at zero, as in Swin V2). The bias is added to
+            these logits unscaled.
 
     Shape:
         - x: ``(B, N, C)``
@@ -91,11 +98,14 @@ class Attention(nn.Module):
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
         backend: str = "auto",
-        rpe: RelPosBias | ContextualRPE | None = None,
+        rpe: RelPosBias | ContinuousPositionBias | ContextualRPE | None = None,
+        cosine: bool = False,
     ) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}")
+        if cosine and isinstance(rpe, ContextualRPE):
+            raise ValueError("cosine attention with iRPE's contextual RPE is not defined (it reads the scaled q)")
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim**-0.5
@@ -105,6 +115,11 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         self.rpe = rpe
+        self.cosine = bool(cosine)
+        self.logit_scale = nn.Parameter(torch.full((num_heads, 1, 1), math.log(10.0))) if cosine else None
+        if cosine and qkv_bias:
+            with torch.no_grad():
+                self.qkv.bias[dim : 2 * dim].zero_()
 
     def forward(
         self,
@@ -114,25 +129,38 @@ class Attention(nn.Module):
         attn_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         batch, tokens, channels = x.shape
-        qkv = self.qkv(x).view(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        bias = self.qkv.bias
+        if self.cosine and bias is not None:  # Swin V2 holds the key bias at zero
+            bias = torch.cat([bias[:channels], torch.zeros_like(bias[channels : 2 * channels]), bias[2 * channels :]])
+            qkv = F.linear(x, self.qkv.weight, bias)
+        else:
+            qkv = self.qkv(x)
+        qkv = qkv.view(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each (B, H, N, d)
+        scale = self.scale
+        if self.logit_scale is not None:
+            q = F.normalize(q, dim=-1) * torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
+            k = F.normalize(k, dim=-1)
+            scale = 1.0
         dropout_p = self.attn_drop if self.training else 0.0
         if self.rpe is not None:
             if table is not None:
                 raise ValueError("this Attention owns its rpe module; do not also pass a table")
-            table = self.rpe(q, self.scale) if isinstance(self.rpe, ContextualRPE) else self.rpe()
+            table = self.rpe(q, scale) if isinstance(self.rpe, ContextualRPE) else self.rpe()
             buckets = self.rpe.buckets
         if table is not None:
             if buckets is None:
                 raise ValueError("a bias table needs its bucket map: pass buckets=")
-            out = kprpe_attention(q, k, v, table, buckets, self.backend, attn_mask, dropout_p, self.scale)
+            out = kprpe_attention(q, k, v, table, buckets, self.backend, attn_mask, dropout_p, scale)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=self.scale)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale)
         out = out.transpose(1, 2).reshape(batch, tokens, channels)  # (B, N, C)
         return self.proj_drop(self.proj(out))
 
     def extra_repr(self) -> str:
-        return f"num_heads={self.num_heads}, head_dim={self.head_dim}, backend={self.backend!r}"
+        return f"num_heads={self.num_heads}, head_dim={self.head_dim}, backend={self.backend!r}" + (
+            ", cosine=True" if self.cosine else ""
+        )
 
 
 class Block(nn.Module):

@@ -10,7 +10,12 @@
   = the stage grid) and is padded, shifted and partitioned exactly like the features; with
   ``table_grid="window"`` it is already per window (a ``KeypointRPE`` built with ``grid_size`` = the
   window and fed :func:`~kprpe.core.windows.window_keypoints` for this block's shift);
+* ``"cpb"``: Swin V2's continuous position bias (:class:`~kprpe.core.ContinuousPositionBias`);
 * ``"none"``: no position bias.
+
+Swin V2's block (the authors' face Swin, torchvision's ``SwinTransformerBlockV2``) is
+``post_norm=True, cosine_attention=True``: ``x + norm1(attn(x))``, ``x + norm2(mlp(x))`` with scaled cosine
+attention. :class:`PatchMerging` halves the grid between stages (V1 or V2 order of norm and reduction).
 
 A window larger than the grid along an axis is clamped to the grid, and the shift along that axis is
 dropped (Swin's rule).
@@ -21,9 +26,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from .baselines import RelPosBias
+from .baselines import ContinuousPositionBias, RelPosBias
 from .decay import position_rng
 from .layers import Attention, DropPath, Mlp
 from .windows import (
@@ -36,13 +42,13 @@ from .windows import (
     window_buckets,
 )
 
-__all__ = ["REL_POS_MODES", "SwinBlock"]
+__all__ = ["REL_POS_MODES", "PatchMerging", "SwinBlock"]
 
-REL_POS_MODES = ("swin", "table", "none")
+REL_POS_MODES = ("swin", "table", "cpb", "none")
 
 
 class SwinBlock(nn.Module):
-    """One (shifted-)window attention block, pre-norm, on a fixed ``grid_size``.
+    """One (shifted-)window attention block on a fixed ``grid_size``: pre-norm (Swin) or res-post-norm (Swin V2).
 
     Args:
         dim: channels ``C``.
@@ -51,7 +57,7 @@ class SwinBlock(nn.Module):
         window_size: ``(wh, ww)``.
         shift_size: ``(sh, sw)``; ``(0, 0)`` for a regular window block.
         mlp_ratio, qkv_bias, drop, attn_drop, drop_path: as in Swin.
-        rel_pos: ``"swin"``, ``"table"`` or ``"none"`` (module docstring).
+        rel_pos: ``"swin"``, ``"table"``, ``"cpb"`` or ``"none"`` (module docstring).
         ratio: bucket ratio of the window product map (``rel_pos="table"``).
         backend: :func:`kprpe.core.kprpe_attention` backend.
         table_grid: ``"stage"`` or ``"window"``: the frame of the table ``forward`` takes
@@ -60,6 +66,9 @@ class SwinBlock(nn.Module):
             window reaches, renumbered; the table then has one column per such bucket, e.g. a
             :class:`~kprpe.core.KeypointRPE` built with its ``used_buckets``) instead of the full
             product map (``K = 49`` columns, 14 of which a 3x5 window never reads).
+        post_norm: Swin V2's residual post-norm, ``x + norm1(attn(x))`` and ``x + norm2(mlp(x))``, instead
+            of ``x + attn(norm1(x))`` and ``x + mlp(norm2(x))``.
+        cosine_attention: Swin V2's scaled cosine attention (:class:`~kprpe.core.Attention` ``cosine``).
 
     Shape:
         - x: ``(B, h, w, C)``
@@ -86,6 +95,8 @@ class SwinBlock(nn.Module):
         backend: str = "auto",
         table_grid: str = "stage",
         compact_buckets: bool = False,
+        post_norm: bool = False,
+        cosine_attention: bool = False,
     ) -> None:
         super().__init__()
         if rel_pos not in REL_POS_MODES:
@@ -105,11 +116,15 @@ class SwinBlock(nn.Module):
         self.rel_pos = rel_pos
         self.num_heads = num_heads
         self.compact_buckets = bool(compact_buckets)
+        self.post_norm = bool(post_norm)
 
         rpe = None
         if rel_pos == "swin":
             with position_rng():  # paired with the same block under KP-RPE (kprpe.core.decay.position_rng)
                 rpe = RelPosBias(num_heads, self.window_size, method="exact", init_std=0.02)
+        elif rel_pos == "cpb":
+            with position_rng():
+                rpe = ContinuousPositionBias(num_heads, self.window_size)
         elif rel_pos == "table":
             if self.compact_buckets:
                 buckets, _, _ = compact_window_buckets(self.window_size, ratio)
@@ -120,7 +135,7 @@ class SwinBlock(nn.Module):
         self.register_buffer("attn_mask", mask[:, None] if mask is not None else None, persistent=False)
 
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop, backend, rpe)
+        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop, backend, rpe, cosine=cosine_attention)
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), drop)
@@ -134,7 +149,7 @@ class SwinBlock(nn.Module):
                 f"rel_pos={self.rel_pos!r}: "
                 + ("a stage table is required" if table is None else "got an unexpected table")
             )
-        windows = to_windows(self.norm1(x), self.window_size, self.shift_size)  # (B*nW, Nw, C)
+        windows = to_windows(x if self.post_norm else self.norm1(x), self.window_size, self.shift_size)  # (B*nW, Nw, C)
         mask = None if self.attn_mask is None else self.attn_mask.repeat(batch, 1, 1, 1)  # (B*nW, 1, Nw, Nw)
         window_table = buckets = None
         if table is not None:
@@ -151,6 +166,9 @@ class SwinBlock(nn.Module):
             buckets = self.buckets
         out = self.attn(windows, window_table, buckets, mask)
         out = from_windows(out, self.window_size, self.shift_size, self.grid_size)  # (B, h, w, C)
+        if self.post_norm:
+            x = x + self.drop_path(self.norm1(out))
+            return x + self.drop_path(self.norm2(self.mlp(x)))
         x = x + self.drop_path(out)
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
@@ -160,4 +178,39 @@ class SwinBlock(nn.Module):
             f"rel_pos={self.rel_pos!r}"
             + (f", table_grid={self.table_grid!r}" if self.rel_pos == "table" else "")
             + (", compact_buckets=True" if self.rel_pos == "table" and self.compact_buckets else "")
+            + (", post_norm=True" if self.post_norm else "")
         )
+
+
+class PatchMerging(nn.Module):
+    """Swin's patch merging: each 2x2 token group -> one token of twice the channels; the grid halves.
+
+    Odd sides are zero-padded at the bottom/right first. The four tokens of a group are concatenated in
+    Swin's order ``(0, 0), (1, 0), (0, 1), (1, 1)`` (row, col offsets), then ``Linear(4C, 2C, bias=False)``.
+
+    Args:
+        dim: input channels ``C``.
+        norm_first: Swin V1's order, ``LayerNorm(4C)`` then the reduction; ``False`` is Swin V2's, the
+            reduction then ``LayerNorm(2C)``.
+
+    Shape:
+        ``(B, h, w, C)`` -> ``(B, ceil(h / 2), ceil(w / 2), 2C)``
+    """
+
+    def __init__(self, dim: int, norm_first: bool = False) -> None:
+        super().__init__()
+        self.dim = dim
+        self.norm_first = bool(norm_first)
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.norm = nn.LayerNorm(4 * dim if norm_first else 2 * dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-3:-1]
+        x = F.pad(x, (0, 0, 0, w % 2, 0, h % 2))
+        x = torch.cat([x[..., 0::2, 0::2, :], x[..., 1::2, 0::2, :], x[..., 0::2, 1::2, :], x[..., 1::2, 1::2, :]], -1)
+        if self.norm_first:
+            return self.reduction(self.norm(x))
+        return self.norm(self.reduction(x))
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, norm_first={self.norm_first}"

@@ -1,0 +1,54 @@
+"""One entry point for the face backbones: ``build_model`` picks the ViT or the Swin from the config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .swin import PRESETS as SWIN_PRESETS
+from .swin import FaceSwin, build_swin
+from .vit import PRESETS as VIT_PRESETS
+from .vit import FaceViT, build_vit
+
+__all__ = ["ARCHS", "PRESETS", "FaceBackbone", "arch_of", "build_model"]
+
+#: ``arch`` key -> the class it builds
+ARCHS: dict[str, type] = {"vit": FaceViT, "swin": FaceSwin}
+
+#: every named architecture: ``vit_*`` (:class:`FaceViT`) and ``swin_*`` (:class:`FaceSwin`)
+PRESETS: dict[str, dict[str, Any]] = {**VIT_PRESETS, **SWIN_PRESETS}
+
+FaceBackbone = FaceViT | FaceSwin
+
+
+def arch_of(model: object) -> str:
+    """``"vit"`` or ``"swin"`` for a face backbone; ``TypeError`` for anything else."""
+    for name, cls in ARCHS.items():
+        if isinstance(model, cls):
+            return name
+    raise TypeError(f"expected a FaceViT or FaceSwin, got {type(model).__name__}")
+
+
+def build_model(config: str | Mapping[str, Any]) -> FaceBackbone:
+    """A face backbone from a preset name or a config mapping.
+
+    Args:
+        config: a :data:`PRESETS` name (``"vit_small"``, ``"vit_base"``, ``"vit_tiny"``, ``"swin_small"``,
+            ``"swin_base"``, ``"swin_tiny"``), or a mapping with an optional ``preset``, an optional
+            ``arch`` (``"vit"``, the default, or ``"swin"``; a ``swin_*`` preset implies it) and any
+            argument of that class overriding the preset (unknown keys are an error, naming the allowed ones).
+
+    Example:
+        >>> build_model({"preset": "swin_tiny", "rpe": "kprpe"}).config["depths"]
+        [2, 2, 2, 2]
+    """
+    cfg = {"preset": config} if isinstance(config, str) else dict(config)
+    preset = cfg.get("preset")
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"unknown face model preset {preset!r}; choose one of {sorted(PRESETS)}")
+    arch = cfg.pop("arch", "swin" if preset in SWIN_PRESETS else "vit")
+    if arch not in ARCHS:
+        raise ValueError(f"unknown face model arch {arch!r}; choose one of {sorted(ARCHS)}")
+    if preset is not None and (preset in SWIN_PRESETS) != (arch == "swin"):
+        raise ValueError(f"preset {preset!r} is not a {arch!r} model")
+    return build_swin(cfg) if arch == "swin" else build_vit(cfg)
