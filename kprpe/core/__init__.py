@@ -18,7 +18,7 @@ from .buckets import bucket_map, check_buckets, cross_buckets, num_buckets, piec
 from .geometry import keypoint_offsets, patch_centers, split_keypoints
 from .keypoint_rpe import VARIANTS, KeypointRPE
 from .layers import Attention, Block, DropPath, Mlp
-from .swin import PatchMerging, SwinBlock
+from .swin import PatchMerging, SwinBlock, swin_stage_blocks
 from .vit import VisionTransformer
 from .windows import (
     compact_window_buckets,
@@ -64,6 +64,7 @@ __all__ = [
     "select_backend",
     "shifted_window_mask",
     "split_keypoints",
+    "swin_stage_blocks",
     "to_windows",
     "window_buckets",
     "window_keypoints",

@@ -121,13 +121,10 @@ class Attention(nn.Module):
             with torch.no_grad():
                 self.qkv.bias[dim : 2 * dim].zero_()
 
-    def forward(
-        self,
-        x: torch.Tensor,
-        table: torch.Tensor | None = None,
-        buckets: torch.Tensor | None = None,
-        attn_mask: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+    def heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+        """``q, k, v`` ``(B, H, N, d)`` as the logits read them and the logit scale: the logits before any
+        bias are ``(q @ k^T) * scale`` (for ``cosine``, ``q`` and ``k`` are normalised, ``q`` carries the
+        clamped per-head scale and ``scale`` is 1)."""
         batch, tokens, channels = x.shape
         bias = self.qkv.bias
         if self.cosine and bias is not None:  # Swin V2 holds the key bias at zero
@@ -136,12 +133,21 @@ class Attention(nn.Module):
         else:
             qkv = self.qkv(x)
         qkv = qkv.view(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)  # each (B, H, N, d)
-        scale = self.scale
-        if self.logit_scale is not None:
-            q = F.normalize(q, dim=-1) * torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
-            k = F.normalize(k, dim=-1)
-            scale = 1.0
+        q, k, v = qkv.unbind(0)
+        if self.logit_scale is None:
+            return q, k, v, self.scale
+        q = F.normalize(q, dim=-1) * torch.clamp(self.logit_scale, max=math.log(100.0)).exp()
+        return q, F.normalize(k, dim=-1), v, 1.0
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        table: torch.Tensor | None = None,
+        buckets: torch.Tensor | None = None,
+        attn_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        batch, tokens, channels = x.shape
+        q, k, v, scale = self.heads(x)  # each (B, H, N, d)
         dropout_p = self.attn_drop if self.training else 0.0
         if self.rpe is not None:
             if table is not None:

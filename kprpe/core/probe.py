@@ -5,7 +5,8 @@ term every query shares). Whether it did is read off the attention itself:
 
 * :class:`AttentionRecorder` hooks every :class:`~kprpe.core.Attention` of a model (ViT blocks and Swin
   window blocks alike) and keeps, per call, the dense bias ``B = gather(table, buckets)`` ``(B, H, N, N)``
-  and the logits' spread within a row (``std_j`` of ``(q k^T) * d^-0.5 + B``, masked pairs left out);
+  and the logits' spread within a row (``std_j`` of ``(q k^T) * d^-0.5 + B``, or Swin V2's scaled cosine
+  logits plus ``B``; masked pairs left out);
 * :func:`bias_reliance` runs the model twice, once with the true keypoints and once with others (a
   constant pose, shuffled keypoints), and reports per layer the mean ``|B|``, the mean ``|B_true - B_other|``
   (the **keypoint part** of the bias) and the row spread of the logits it competes with.
@@ -93,13 +94,12 @@ class AttentionRecorder:
         given = dict(zip(names, args))
         given.update({k: v for k, v in kwargs.items() if k in names})
         x, table, buckets, mask = (given.get(n) for n in names)
-        batch, tokens, _ = x.shape
-        qkv = module.qkv(x).view(batch, tokens, 3, module.num_heads, module.head_dim).permute(2, 0, 3, 1, 4)
-        q, k = qkv[0].float(), qkv[1].float()
+        q, k, _, scale = module.heads(x)
+        q, k = q.float(), k.float()
         if module.rpe is not None:
-            table = module.rpe(q, module.scale) if isinstance(module.rpe, ContextualRPE) else module.rpe()
+            table = module.rpe(q, scale) if isinstance(module.rpe, ContextualRPE) else module.rpe()
             buckets = module.rpe.buckets
-        logits = (q @ k.transpose(-2, -1)) * module.scale  # (B, H, N, N)
+        logits = (q @ k.transpose(-2, -1)) * scale  # (B, H, N, N), as the forward computes them
         bias = None
         if table is not None:
             bias = gather_bias(table.float(), buckets).expand_as(logits)

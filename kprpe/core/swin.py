@@ -42,7 +42,7 @@ from .windows import (
     window_buckets,
 )
 
-__all__ = ["REL_POS_MODES", "PatchMerging", "SwinBlock"]
+__all__ = ["REL_POS_MODES", "PatchMerging", "SwinBlock", "swin_stage_blocks"]
 
 REL_POS_MODES = ("swin", "table", "cpb", "none")
 
@@ -180,6 +180,24 @@ class SwinBlock(nn.Module):
             + (", compact_buckets=True" if self.rel_pos == "table" and self.compact_buckets else "")
             + (", post_norm=True" if self.post_norm else "")
         )
+
+
+def swin_stage_blocks(
+    dim: int,
+    num_heads: int,
+    grid_size: Sequence[int],
+    window_size: Sequence[int],
+    drop_path: Sequence[float],
+    **block_kwargs: object,
+) -> nn.ModuleList:
+    """The blocks of one Swin stage: ``len(drop_path)`` :class:`SwinBlock` s, every second one shifted by
+    ``window // 2`` (Swin's alternation), block ``i`` with stochastic depth ``drop_path[i]``;
+    ``block_kwargs`` (``rel_pos``, ``mlp_ratio``, ``post_norm``, ...) go to every block."""
+    shift = (window_size[0] // 2, window_size[1] // 2)
+    return nn.ModuleList(
+        SwinBlock(dim, num_heads, grid_size, window_size, shift if i % 2 else (0, 0), drop_path=rate, **block_kwargs)
+        for i, rate in enumerate(drop_path)
+    )
 
 
 class PatchMerging(nn.Module):

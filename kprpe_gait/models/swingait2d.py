@@ -54,7 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kprpe.core import VARIANTS, KeypointRPE, RelPosBias, SwinBlock
+from kprpe.core import VARIANTS, KeypointRPE, RelPosBias, swin_stage_blocks
 from kprpe.core.decay import POSITION_MODULES, position_rng, shared_modules
 from kprpe.core.layers import init_linear_and_norm
 from kprpe.core.windows import TABLE_GRIDS, as_pair, compact_window_buckets, window_keypoints
@@ -139,22 +139,10 @@ class SwinStage2D(nn.Module):
         self.rel_pos = rel_pos
         self.kprpe_grid = kprpe_grid
         self.grid_size = (int(grid_size[0]), int(grid_size[1]))
-        shift = (window_size[0] // 2, window_size[1] // 2)
-        self.blocks = nn.ModuleList(
-            SwinBlock(
-                dim,
-                num_heads,
-                grid_size,
-                window_size,
-                shift if i % 2 else (0, 0),
-                drop_path=drop_path[i],
-                rel_pos=REL_POS[rel_pos],
-                backend=backend,
-                table_grid=kprpe_grid,
-                compact_buckets=compact_buckets,
-            )
-            for i in range(depth)
-        )
+        self.blocks = swin_stage_blocks(
+            dim, num_heads, grid_size, window_size, drop_path, rel_pos=REL_POS[rel_pos], backend=backend,
+            table_grid=kprpe_grid, compact_buckets=compact_buckets,
+        )  # fmt: skip
         self.window_size = self.blocks[0].window_size  # clamped to the grid
         rpe_grid = self.grid_size if kprpe_grid == "stage" else self.window_size
         used = compact_window_buckets(self.window_size)[2] if compact_buckets else None
