@@ -2,8 +2,9 @@
 
 One package for the whole path a face researcher takes, each part in its own subpackage:
 
-* :mod:`face.models`: the authors' ViT for 112x112 faces (``rpe`` none / iRPE / KP-RPE) built on
-  :mod:`kprpe.core`, ``load_pretrained`` for their released checkpoints and ours, ``save_pretrained``;
+* :mod:`face.models`: the authors' ViT (``rpe`` none / iRPE / KP-RPE) and Swin (KP-RPE / Swin V2's bias) for
+  112x112 faces built on :mod:`kprpe.core`, ``load_pretrained`` for their released checkpoints and ours,
+  ``save_pretrained``;
 * :mod:`face.align`, :mod:`face.landmarks`: five-point alignment to the ArcFace template, landmark CSVs, flips;
 * :mod:`face.detect`: landmarks on raw photos (MTCNN as the ``detect`` extra, or a CSV) and the model's input;
 * :mod:`face.data`: image folders, insightface RecordIO, verification ``.bin`` files, probe/gallery sets;
@@ -52,7 +53,7 @@ from .eval import (
 )
 from .heads import AdaFace, ArcFace, CosFace, build_head
 from .landmarks import flip_landmarks, read_landmark_csv, write_landmark_csv
-from .models import PRESETS, FaceViT, build_model, load_pretrained, save_pretrained
+from .models import PRESETS, FaceSwin, FaceViT, build_model, load_pretrained, save_pretrained
 from .synth import SynthConfig, synth_config
 from .synth import generate as generate_synthface
 from .train import FaceAugment, TrainConfig, Trainer
@@ -70,6 +71,7 @@ __all__ = [
     "FaceDetector",
     "FaceFolder",
     "FaceInput",
+    "FaceSwin",
     "FaceViT",
     "MTCNNDetector",
     "RecordFaceDataset",

@@ -28,10 +28,11 @@ def run(args: argparse.Namespace) -> int:
     save_pretrained(model, args.out)
     params = sum(p.numel() for p in model.parameters())
     cfg = model.config
-    print(
-        f"wrote {args.out}: depth {cfg['depth']}, width {cfg['embed_dim']}, {cfg['num_heads']} heads, "
-        f"rpe={cfg['rpe']}"
-        + (f" ({cfg['kprpe_variant']})" if cfg["rpe"] == "kprpe" else "")
-        + f", {params:,} parameters"
-    )
+    if "depths" in cfg:  # FaceSwin
+        shape = f"Swin, depths {cfg['depths']}, width {cfg['embed_dim']}, heads {cfg['num_heads']}, rpe={cfg['rpe']}"
+    else:
+        shape = f"depth {cfg['depth']}, width {cfg['embed_dim']}, {cfg['num_heads']} heads, rpe={cfg['rpe']}" + (
+            f" ({cfg['kprpe_variant']})" if cfg["rpe"] == "kprpe" else ""
+        )
+    print(f"wrote {args.out}: {shape}, {params:,} parameters")
     return 0

@@ -86,9 +86,11 @@ def _landmark_option(value: str | None) -> tuple[str | None, Path | None]:
 
 def _default_source(pairs, model) -> str | None:
     """The sidecar when the set has one; else detection, unless the model reads no landmarks."""
+    from face.eval.reliance import uses_landmarks
+
     if pairs.landmarks is not None:
         return "sidecar"
-    if getattr(model, "rpe", None) in ("none", "irpe"):  # a FaceViT without KP-RPE ignores landmarks
+    if not uses_landmarks(model):  # a backbone without KP-RPE ignores landmarks
         return None
     return "detect"
 

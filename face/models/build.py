@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
+from kprpe.config import check_keys, constructor_keys
+
 from .swin import PRESETS as SWIN_PRESETS
-from .swin import FaceSwin, build_swin
+from .swin import FaceSwin
 from .vit import PRESETS as VIT_PRESETS
-from .vit import FaceViT, build_vit
+from .vit import FaceViT
 
 __all__ = ["ARCHS", "PRESETS", "FaceBackbone", "arch_of", "build_model"]
 
@@ -41,6 +44,9 @@ def build_model(config: str | Mapping[str, Any]) -> FaceBackbone:
     Example:
         >>> build_model({"preset": "swin_tiny", "rpe": "kprpe"}).config["depths"]
         [2, 2, 2, 2]
+        >>> model = build_model({"preset": "vit_tiny", "rpe": "kprpe"})
+        >>> model(torch.randn(2, 3, 112, 112), torch.rand(2, 5, 2)).shape
+        torch.Size([2, 512])
     """
     cfg = {"preset": config} if isinstance(config, str) else dict(config)
     preset = cfg.get("preset")
@@ -51,4 +57,8 @@ def build_model(config: str | Mapping[str, Any]) -> FaceBackbone:
         raise ValueError(f"unknown face model arch {arch!r}; choose one of {sorted(ARCHS)}")
     if preset is not None and (preset in SWIN_PRESETS) != (arch == "swin"):
         raise ValueError(f"preset {preset!r} is not a {arch!r} model")
-    return build_swin(cfg) if arch == "swin" else build_vit(cfg)
+    cls = ARCHS[arch]
+    cfg = check_keys(f"face {arch} model", cfg, constructor_keys(cls) | {"preset"})
+    args = copy.deepcopy(PRESETS[cfg.pop("preset")]) if "preset" in cfg else {}
+    args.update(cfg)
+    return cls(**args)

@@ -32,27 +32,25 @@ heads 1-2-4-8, depths 2-2-2-2: the same grids, windows and buckets).
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from kprpe.config import check_keys, constructor_keys
-from kprpe.core import ContinuousPositionBias, KeypointRPE, PatchMerging, SwinBlock
+from kprpe.core import ContinuousPositionBias, KeypointRPE, PatchMerging, swin_stage_blocks
 from kprpe.core.decay import position_parameter_names, position_rng, shared_modules
 from kprpe.core.layers import init_linear_and_norm
 
 from .inputs import check_images, check_landmarks
 
-__all__ = ["PRESETS", "RPE_KINDS", "FaceSwin", "FaceSwinStage", "build_swin", "stage_grids"]
+__all__ = ["PRESETS", "RPE_KINDS", "FaceSwin", "FaceSwinStage", "stage_grids"]
 
 #: ``FaceSwin.rpe`` -> the core ``SwinBlock`` ``rel_pos``
 RPE_KINDS: dict[str, str] = {"kprpe": "table", "cpb": "cpb", "none": "none"}
 
-#: named architectures; :func:`build_swin` overrides any of their keys
+#: named architectures; :func:`face.models.build_model` overrides any of their keys
 PRESETS: dict[str, dict[str, Any]] = {
     "swin_small": {"embed_dim": 128, "depths": [2, 2, 12, 2], "num_heads": [4, 8, 16, 32], "drop_path_rate": 0.3},
     "swin_base": {"embed_dim": 128, "depths": [2, 2, 18, 2], "num_heads": [4, 8, 16, 32], "drop_path_rate": 0.5},
@@ -112,26 +110,11 @@ class FaceSwinStage(nn.Module):
         if rpe not in RPE_KINDS:
             raise ValueError(f"unknown rpe {rpe!r}; choose one of {sorted(RPE_KINDS)}")
         depth = len(drop_path)
-        shift = (window_size[0] // 2, window_size[1] // 2)
-        self.blocks = nn.ModuleList(
-            SwinBlock(
-                dim,
-                num_heads,
-                grid_size,
-                window_size,
-                shift if i % 2 else (0, 0),
-                mlp_ratio,
-                qkv_bias=True,
-                drop_path=drop_path[i],
-                rel_pos=RPE_KINDS[rpe],
-                ratio=rpe_ratio,
-                backend=backend,
-                table_grid="stage",
-                post_norm=True,
-                cosine_attention=True,
-            )  # fmt: skip
-            for i in range(depth)
-        )
+        self.blocks = swin_stage_blocks(
+            dim, num_heads, grid_size, window_size, drop_path, mlp_ratio=mlp_ratio, qkv_bias=True,
+            rel_pos=RPE_KINDS[rpe], ratio=rpe_ratio, backend=backend, table_grid="stage", post_norm=True,
+            cosine_attention=True,
+        )  # fmt: skip
         self.rpe = None
         if rpe == "kprpe":
             with position_rng():  # paired with the same model under "cpb"/"none" (kprpe.core.decay.position_rng)
@@ -300,26 +283,3 @@ class FaceSwin(nn.Module):
 
     def extra_repr(self) -> str:
         return f"rpe={self.rpe!r}, grids={self.grids}, output_dim={self.output_dim}"
-
-
-def build_swin(config: str | Mapping[str, Any]) -> FaceSwin:
-    """A :class:`FaceSwin` from a preset name or a config mapping (an optional ``preset`` plus any
-    :class:`FaceSwin` argument overriding it; ``arch: swin`` is accepted; unknown keys are an error).
-
-    Example:
-        >>> model = build_swin({"preset": "swin_tiny", "rpe": "kprpe"}).eval()
-        >>> model(torch.randn(2, 3, 112, 112), torch.rand(2, 5, 2)).shape
-        torch.Size([2, 512])
-    """
-    cfg = {"preset": config} if isinstance(config, str) else dict(config)
-    cfg = check_keys("face Swin model", cfg, constructor_keys(FaceSwin) | {"preset", "arch"})
-    if cfg.pop("arch", "swin") != "swin":
-        raise ValueError("build_swin builds arch 'swin' models")
-    preset = cfg.pop("preset", None)
-    args: dict[str, Any] = {}
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown face Swin preset {preset!r}; choose one of {sorted(PRESETS)}")
-        args.update(copy.deepcopy(PRESETS[preset]))
-    args.update(cfg)
-    return FaceSwin(**args)

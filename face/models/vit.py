@@ -23,24 +23,21 @@ MLP 3) are the paper's (width 512, patch 8); ``vit_tiny`` is a CPU-sized model f
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from kprpe.config import check_keys, constructor_keys
 from kprpe.core import VisionTransformer
 
 from .inputs import check_images, check_landmarks
 
-__all__ = ["PRESETS", "RPE_KINDS", "FaceViT", "build_vit"]
+__all__ = ["PRESETS", "RPE_KINDS", "FaceViT"]
 
 #: ``FaceViT.rpe`` -> the core ``VisionTransformer`` rpe mode
 RPE_KINDS: dict[str, str] = {"none": "none", "irpe": "contextual", "kprpe": "kprpe"}
 
-#: named architectures; :func:`build_vit` overrides any of their keys
+#: named architectures; :func:`face.models.build_model` overrides any of their keys
 PRESETS: dict[str, dict[str, Any]] = {
     "vit_small": {"embed_dim": 512, "depth": 12, "num_heads": 8, "mlp_ratio": 5.0},
     "vit_base": {"embed_dim": 512, "depth": 24, "num_heads": 16, "mlp_ratio": 3.0},
@@ -177,29 +174,3 @@ class FaceViT(VisionTransformer):
 
     def extra_repr(self) -> str:
         return f"rpe={self.rpe!r}, output_dim={self.output_dim}, mask_ratio={self.mask_ratio}"
-
-
-def build_vit(config: str | Mapping[str, Any]) -> FaceViT:
-    """A :class:`FaceViT` from a preset name or a config mapping.
-
-    Args:
-        config: a :data:`PRESETS` name (``"vit_small"``, ``"vit_base"``, ``"vit_tiny"``), or a mapping with
-            an optional ``preset`` key plus any :class:`FaceViT` argument overriding it (unknown keys are
-            an error). Without ``preset`` the :class:`FaceViT` defaults (= ``vit_small``) apply.
-
-    Example:
-        >>> model = build_vit({"preset": "vit_tiny", "rpe": "kprpe"})
-        >>> model(torch.randn(2, 3, 112, 112), torch.rand(2, 5, 2)).shape
-        torch.Size([2, 512])
-    """
-    cfg = {"preset": config} if isinstance(config, str) else dict(config)
-    allowed = constructor_keys(FaceViT) | {"preset"}
-    cfg = check_keys("face model", cfg, allowed)
-    preset = cfg.pop("preset", None)
-    args: dict[str, Any] = {}
-    if preset is not None:
-        if preset not in PRESETS:
-            raise ValueError(f"unknown face model preset {preset!r}; choose one of {sorted(PRESETS)}")
-        args.update(copy.deepcopy(PRESETS[preset]))
-    args.update(cfg)
-    return FaceViT(**args)

@@ -348,7 +348,8 @@ class Trainer:
     def train(self, until: int | None = None) -> nn.Module:
         """Train until ``config.iterations`` (or stop after step ``until``, saving a checkpoint: an
         interruption); returns the backbone in eval mode. At the end rank 0 writes ``out_dir/config.json``
-        and ``out_dir/model`` (:func:`face.models.save_pretrained`) when the backbone is a ``FaceViT``."""
+        and ``out_dir/model`` (:func:`face.models.save_pretrained`) when the backbone is a ``FaceViT`` or
+        ``FaceSwin``."""
         cfg = self.config
         stop = cfg.iterations if until is None else min(until, cfg.iterations)
         bar = tqdm(total=cfg.iterations, initial=self.step, desc="train", disable=not self.progress, dynamic_ncols=True)
@@ -383,7 +384,7 @@ class Trainer:
         import face.models
 
         atomic_write_text(self.out_dir / "config.json", json.dumps(self.config.to_dict(), indent=2))
-        if isinstance(self.backbone, face.models.FaceViT) and hasattr(face.models, "save_pretrained"):
+        if isinstance(self.backbone, (face.models.FaceViT, face.models.FaceSwin)):
             face.models.save_pretrained(self.backbone, self.out_dir / "model")
 
     def close(self) -> None:

@@ -158,6 +158,11 @@ def their_forward(
             sd[p + "mlp.fc2.bias"],
         )
     x = F.layer_norm(x, (dim,), sd["norm.weight"], sd["norm.bias"]).reshape(batch, tokens * dim)
+    return their_head(sd, x)
+
+
+def their_head(sd: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Their ``feature`` head (ViT and Swin alike) in eval mode: Linear, BatchNorm1d, Linear, BatchNorm1d."""
     for lin, bn in ((0, 1), (2, 3)):
         x = F.linear(x, sd[f"feature.{lin}.weight"])
         x = F.batch_norm(

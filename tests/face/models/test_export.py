@@ -10,18 +10,24 @@ from face.models import build_model
     "ignore::torch.jit.TracerWarning", "ignore::FutureWarning", "ignore::UserWarning", "ignore::DeprecationWarning"
 )
 @pytest.mark.parametrize(
-    "rpe, backend", [("kprpe", "sdpa"), ("kprpe", "reference"), ("irpe", "sdpa"), ("none", "auto")]
-)
-def test_face_model_exports_to_onnx(tmp_path, rpe, backend):
+    "preset, rpe, backend",
+    [
+        ("vit_tiny", "kprpe", "sdpa"), ("vit_tiny", "kprpe", "reference"), ("vit_tiny", "irpe", "sdpa"),
+        ("vit_tiny", "none", "auto"), ("swin_tiny", "kprpe", "sdpa"), ("swin_tiny", "kprpe", "reference"),
+        ("swin_tiny", "cpb", "auto"),
+    ],
+)  # fmt: skip
+def test_face_model_exports_to_onnx(tmp_path, preset, rpe, backend):
     """TorchScript exporter with a dynamic batch. (``dynamo=True`` also exports with backend='reference',
     but takes ~40 s for this tiny model: too slow for CI.)"""
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
-    model = build_model({"preset": "vit_tiny", "depth": 2, "rpe": rpe, "backend": backend}).eval()
+    depth = {"depth": 2} if preset == "vit_tiny" else {}
+    model = build_model({"preset": preset, **depth, "rpe": rpe, "backend": backend}).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
-            if "kprpe" in name or ".rpe." in name:
+            if "kprpe" in name or ".rpe." in name or name.endswith("logit_scale"):
                 p.normal_(0, 0.5)
     images, landmarks = torch.rand(2, 3, 112, 112) * 2 - 1, torch.rand(2, 5, 3)
     path = tmp_path / "face.onnx"

@@ -114,10 +114,17 @@ def test_recipe_rejects_unknown_keys_and_bad_values(tmp_path):
 
 
 def test_shipped_recipes_parse():
+    from face.models import build_model
+    from kprpe.skip_init import no_weight_init
+
     configs = sorted((REPO / "configs" / "face").glob("*.yaml"))
     assert configs, "configs/face holds the recipes"
     for path in configs:
-        TrainConfig.from_yaml(path)
+        cfg = TrainConfig.from_yaml(path)
+        with no_weight_init():  # the model section names a buildable backbone (shapes only)
+            model = build_model(cfg.model)
+        if "kprpe" in path.stem:
+            assert model.config["rpe"] == "kprpe", path
 
 
 def test_ddp_path_on_a_gloo_group_matches_the_plain_run(face_folder, tmp_path):
@@ -158,6 +165,24 @@ def test_cli_trains_a_face_vit_and_rejects_unknown_keys(face_folder, tmp_path, c
     path.write_text(yaml.safe_dump({**recipe, "epochs": 3}))
     assert main(["train", "--config", str(path)]) == 2
     assert "unknown key 'epochs'" in capsys.readouterr().err
+
+
+def test_cli_trains_a_face_swin_and_exports_it(face_folder, tmp_path):
+    """A ``swin_*`` preset trains through the same command; the exported model loads back as a FaceSwin."""
+    from face.models import FaceSwin, load_pretrained
+    from kprpe.core import KeypointRPE
+
+    recipe = {"train": str(face_folder), "out_dir": str(tmp_path / "run"), "image_size": 112, "iterations": 2,
+              "batch_size": 2, "warmup_steps": 1, "model": {"preset": "swin_tiny", "rpe": "kprpe", "output_dim": 32},
+              "head": {"name": "adaface"}, "log_every": 1, "kprpe_lr_scale": 10.0}  # fmt: skip
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert main(["train", "--config", str(path), "--no-progress"]) == 0
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "iter-00002.pt")
+    w_l = [v for k, v in state["model"].items() if k.endswith("rpe.proj.weight")]
+    assert len(w_l) == 4 and all(w.abs().sum() > 0 for w in w_l)  # every stage's W_L left zero
+    model = load_pretrained(tmp_path / "run" / "model")
+    assert isinstance(model, FaceSwin) and sum(isinstance(m, KeypointRPE) for m in model.modules()) == 4
 
 
 def test_kprpe_lr_scale_and_the_constant_landmark_control(face_folder, tmp_path):
