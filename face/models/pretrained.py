@@ -71,7 +71,7 @@ from .build import arch_of, build_model
 from .hub import is_hub_id, resolve_hub_id
 from .pretrained_swin import cvlface_swin_to_faceswin, infer_swin_config, is_swin_layout
 from .swin import PRESETS as SWIN_PRESETS
-from .swin import FaceSwin
+from .swin import FaceSwin, stage_grids
 from .vit import PRESETS, FaceViT
 
 __all__ = [
@@ -658,8 +658,20 @@ def _swin_disagreements(args: Mapping[str, Any], shapes: Mapping[str, tuple[int,
         "output_dim": (head[0], int(args["output_dim"])),
         "rpe": (rpe, args["rpe"]),
     }
-    return [f"config {name} gives {want!r} but the weights have {got!r}" for name, (got, want) in found.items()
-            if got != want]  # fmt: skip
+    problems = [f"config {name} gives {want!r} but the weights have {got!r}" for name, (got, want) in found.items()
+                if got != want]  # fmt: skip
+    grids = stage_grids(int(args["img_size"]), int(args["patch_size"]), len(args["depths"]))
+    features = grids[-1][0] * grids[-1][1] * int(args["embed_dim"]) * 2 ** (len(args["depths"]) - 1)
+    if shapes.get("head.0.weight", (None, None))[1:] != (features,):
+        problems.append(f"config img_size {args['img_size']!r} gives a head of {features} inputs but the weights "
+                        f"have {shapes.get('head.0.weight')} (head.0.weight)")  # fmt: skip
+    if rpe == "kprpe" == args["rpe"] and not problems:
+        tables = args["depths"][0] * args["num_heads"][0]
+        columns = shapes.get("stages.0.rpe.proj.weight", (None,))[0]
+        problems += _bucket_disagreement(args.get("rpe_ratio"), tables, columns, "stages.0.rpe.proj")
+        inputs = shapes.get("stages.0.rpe.proj.weight", (None, None))[1]
+        problems += _keypoint_disagreement(args.get("num_keypoints"), inputs, "stages.0.rpe.proj")
+    return problems
 
 
 def _architecture_disagreements(args: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
@@ -689,7 +701,33 @@ def _architecture_disagreements(args: Mapping[str, Any], shapes: Mapping[str, tu
         if value != want[name]:
             said = f"{want[name]} hidden units" if name == "mlp_ratio" else want[name]
             problems.append(f"config {name} gives {said!r} but the weights have {value!r} ({key})")
+    if rpe == "kprpe" == args["rpe"]:
+        heads, layers = args.get("num_heads", 8), args["depth"]
+        tables = {"per_head": heads, "per_layer": layers, "multihead": heads * layers}.get(args["kprpe_variant"], 1)
+        problems += _bucket_disagreement(args.get("rpe_ratio"), tables, dim("kprpe.proj.weight", 0), "kprpe.proj")
+        problems += _keypoint_disagreement(args.get("num_keypoints"), dim("kprpe.proj.weight", 1), "kprpe.proj")
+    elif rpe == "irpe" == args["rpe"]:
+        problems += _bucket_disagreement(args.get("rpe_ratio"), 1, dim("blocks.0.attn.rpe.weight", 2), "attn.rpe")
     return problems
+
+
+def _keypoint_disagreement(count: Any, inputs: int | None, key: str) -> list[str]:
+    """``2 * num_keypoints`` must be ``W_L``'s input width (else the build sizes ``W_L`` by the config)."""
+    if type(count) is not int or 2 * count != inputs:
+        return [f"config num_keypoints {count!r} but {key} reads {inputs} values (2 per keypoint)"]
+    return []
+
+
+def _bucket_disagreement(ratio: Any, tables: int, columns: int | None, key: str) -> list[str]:
+    """The buckets ``rpe_ratio`` gives, times ``tables``, must be the weights' ``columns`` (checked before the
+    model is built: a hand-edited ratio would otherwise size its tables, 1e6 asks for terabytes)."""
+    try:
+        buckets = num_buckets("product", float(ratio))
+    except (TypeError, ValueError, OverflowError):
+        return [f"config rpe_ratio {ratio!r} is not a bucket ratio"]
+    if columns != buckets * tables:
+        return [f"config rpe_ratio {ratio!r} gives {buckets} buckets x {tables} tables but {key} has {columns} columns"]
+    return []
 
 
 def save_pretrained(model: FaceViT | FaceSwin, folder: str | os.PathLike[str]) -> Path:

@@ -187,10 +187,20 @@ def _map_key(key: str, roles: Mapping[int, tuple[str, int, int]]) -> str | None:
     return None
 
 
+#: dimensions of the tensors whose shapes the inference reads
+_NDIM = {"patch_embed.weight": 4, "logit_scale": 3, "mlp.fc1.weight": 2, "head.0.weight": 2, "head.2.weight": 2,
+         "rpe.proj.weight": 2}  # fmt: skip
+
+
 def _shape(sd: Mapping[str, torch.Tensor], key: str, source: str) -> tuple[int, ...]:
+    """The shape of ``sd[key]``, with the dimensions :data:`_NDIM` gives its kind, all positive."""
     if key not in sd:
         raise ValueError(f"{source}: no {key!r}: not a checkpoint of the authors' face Swin")
-    return tuple(sd[key].shape)
+    shape = tuple(sd[key].shape)
+    ndim = next(n for suffix, n in _NDIM.items() if key.endswith(suffix))
+    if len(shape) != ndim or min(shape) < 1:
+        raise ValueError(f"{source}: {key} has shape {shape}, expected {ndim} positive dimensions")
+    return shape
 
 
 def infer_swin_config(

@@ -93,3 +93,56 @@ def test_fuzz_cvlface_checkpoint_folder(tmp_path: Path, data: st.DataObject) -> 
     check_reader(
         "checkpoint folder (CVLface model.pt)", lambda: load_pretrained(folder.parent), tmp_path, [folder / name]
     )
+
+
+def _their_swin() -> dict[str, torch.Tensor]:
+    """A tiny checkpoint in the authors' Swin layout (:mod:`cvlface_swin_reference`), prefix-free."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "face" / "models"))
+    try:
+        from cvlface_swin_reference import random_swin_state_dict, their_swin_layout
+    finally:
+        sys.path.pop(0)
+    return random_swin_state_dict(their_swin_layout(8, [1, 1], [1, 2], 8, "kprpe", img=30))
+
+
+_SWIN_SEED: dict[str, torch.Tensor] = {}
+
+
+@settings(FUZZ, max_examples=120)
+@given(data=st.data())
+def test_fuzz_cvlface_swin_state_dict(tmp_path: Path, data: st.DataObject) -> None:
+    """Structural edits of their Swin layout (a key dropped, added or renumbered, a tensor of another shape,
+    the window buffers or logit scales changed): a model, or a ``ValueError`` naming the file."""
+    if not _SWIN_SEED:
+        _SWIN_SEED.update(_their_swin())
+    sd = dict(_SWIN_SEED)
+    keys = sorted(sd)
+    for _ in range(data.draw(st.integers(1, 3))):
+        op = data.draw(st.sampled_from(["drop", "shape", "rename", "add", "scalar"]))
+        key = data.draw(st.sampled_from(keys))
+        if op == "drop":
+            sd.pop(key, None)
+        elif op == "shape":
+            shape = data.draw(st.lists(st.integers(0, 6), max_size=4))
+            sd[key] = torch.ones(shape, dtype=sd.get(key, torch.ones(1)).dtype)
+        elif op == "rename" and key in sd:
+            index = data.draw(st.integers(0, 12))
+            sd[".".join(str(index) if part.isdigit() else part for part in key.split("."))] = sd.pop(key)
+        elif op == "add":
+            sd[key.rsplit(".", 1)[0] + "." + data.draw(st.sampled_from(["extra", "weight", "bias", "0.weight"]))] = (
+                torch.ones(2)
+            )
+        elif op == "scalar":
+            sd[key] = torch.tensor(data.draw(st.sampled_from([0.0, -1.0, float("nan"), 1e30])))
+    path = tmp_path / "model.pt"
+    torch.save({(k if k.startswith("keypoint_linear") else f"net.{k}"): v for k, v in sd.items()}, path)
+    (tmp_path / "model.yaml").write_text(yaml.safe_dump({"input_size": [3, 30, 30], "rpe_config": {"ratio": 1.9}}))
+
+    def use() -> None:
+        model = load_pretrained(path)
+        with torch.no_grad():
+            model(torch.zeros(2, 3, 30, 30), torch.rand(2, 5, 2))
+
+    check_reader("checkpoint file (CVLface Swin model.pt)", use, tmp_path, [path])

@@ -231,6 +231,10 @@ def _ours(tmp_path):
         ({"img_size": 224}, r"config img_size gives 224 but the weights have 112 \(pos_embed\)"),
         ({"mlp_ratio": 4.0}, r"config mlp_ratio gives '384 hidden units' but the weights have 192"),
         ({"embed_dim": "wide"}, r"model embed_dim must be int, got 'wide'"),
+        # sizes the weights do not record directly: a hand-edited value would size W_L (1e6: terabytes)
+        ({"rpe_ratio": 1e6}, r"rpe_ratio 1000000.0 gives 16000008000001 buckets x 2 tables but kprpe.proj has 98"),
+        ({"rpe_ratio": "wide"}, r"rpe_ratio 'wide' is not a bucket ratio"),
+        ({"num_keypoints": 10**9}, r"num_keypoints 1000000000 but kprpe.proj reads 10 values"),
     ],
 )
 def test_config_that_disagrees_with_the_weights_fails_before_building(tmp_path, monkeypatch, change, message):

@@ -160,6 +160,32 @@ def test_config_disagreements_are_errors(tmp_path):
             load_pretrained(folder)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"depths": [2, 2, 2]}, r"config depths gives \[2, 2, 2\] but the weights have \[2, 2, 2, 2\]"),
+        ({"embed_dim": 64}, r"config embed_dim gives 64 but the weights have 32"),
+        ({"rpe": "cpb"}, r"config rpe gives 'cpb' but the weights have 'kprpe'"),
+        ({"img_size": 10**6}, r"config img_size 1000000 gives a head of \d+ inputs but the weights have \(256, 6400\)"),
+        (
+            {"rpe_ratio": 1e6},
+            r"rpe_ratio 1000000.0 gives 16000008000001 buckets x 2 tables but stages.0.rpe.proj has 98",
+        ),
+        ({"num_keypoints": 10**9}, r"num_keypoints 1000000000 but stages.0.rpe.proj reads 10 values"),
+        ({"arch": "resnet"}, r"unknown model arch 'resnet'"),
+    ],
+)
+def test_swin_config_that_disagrees_with_the_weights_fails_before_building(tmp_path, monkeypatch, change, message):
+    torch.manual_seed(0)
+    folder = save_pretrained(build_model({"preset": "swin_tiny", "rpe": "kprpe"}), tmp_path / "ours")
+    meta = json.loads((folder / "config.json").read_text())
+    meta["model"] |= change
+    (folder / "config.json").write_text(json.dumps(meta))
+    monkeypatch.setattr("face.models.pretrained.build_model", lambda *a, **k: pytest.fail("model was allocated"))
+    with pytest.raises(ValueError, match=r"config\.json.*" + message):
+        load_pretrained(folder)
+
+
 def test_our_format_round_trips_and_checks_the_config(tmp_path):
     torch.manual_seed(0)
     model = build_model({"preset": "swin_tiny", "rpe": "kprpe", "output_dim": 64}).eval()
