@@ -13,6 +13,8 @@ reported as ratios to the model's baseline measured in the same run:
 * ``face_s`` / ``face_b``: the face package's model exactly as the authors released it
   (:func:`face.models.build_model` ``vit_small`` / ``vit_base``: no qkv bias, ReLU6, flatten-BN head),
   ``model(images, landmarks)``; baseline ``none``, variants ``irpe`` and ``kprpe:<backend>``.
+* ``face_swin_s``: the authors' face Swin-S (:func:`face.models.build_model` ``swin_small``); baseline
+  ``cpb`` (Swin V2's own position bias), variants ``none`` and ``kprpe:<backend>``.
 
     python tools/bench_models.py                             # CPU: float32, small batches
     python tools/bench_models.py --device cuda --write       # bf16 autocast, batch 256 / 32x4x30
@@ -83,6 +85,9 @@ MODELS = {
     "face_b": ModelSpec(
         "FaceViT-B", "none", ("irpe",), {"preset": "vit_base"}, {"preset": "vit_tiny", "depth": 2},
     ),
+    "face_swin_s": ModelSpec(
+        "FaceSwin-S", "cpb", ("none",), {"preset": "swin_small"}, {"preset": "swin_tiny"},
+    ),
     "swingait": ModelSpec(
         "SwinGait-2D", "swin", ("none",),
         {},
@@ -112,11 +117,11 @@ def build(model: str, variant: str, tiny: bool, device: torch.device) -> torch.n
         rel_pos = "kprpe" if variant.startswith("kprpe") else variant
         net = SwinGait2D(num_classes=64, rel_pos=rel_pos, backend=backend, **kwargs)
     elif model.startswith("face_"):
-        rpe = {"none": "none", "irpe": "irpe"}.get(variant, "kprpe")
+        rpe = {"none": "none", "irpe": "irpe", "cpb": "cpb"}.get(variant, "kprpe")
         net = build_face_model({**kwargs, "rpe": rpe, "backend": backend})
         if rpe != "none":  # trained tables are not zero; keep the bias from being a constant
             for name, p in net.named_parameters():
-                if name.startswith("kprpe.") or ".rpe." in name:
+                if name.startswith("kprpe.") or ".rpe." in name and "cpb_mlp" not in name:
                     torch.nn.init.normal_(p, std=0.02)
     else:
         rpe = {"none": "none", "irpe": "contextual"}.get(variant, "kprpe")

@@ -17,7 +17,10 @@ def test_variants_list_baseline_first_and_say_why_some_are_skipped(bench):
     assert names[0] == "swin" and "kprpe:sdpa" in names
 
 
-@pytest.mark.parametrize("model, variant", [("swingait", "kprpe:reference"), ("vit_b", "kprpe:sdpa")])
+@pytest.mark.parametrize(
+    "model, variant", [("swingait", "kprpe:reference"), ("vit_b", "kprpe:sdpa"), ("face_swin_s", "kprpe:sdpa"),
+                       ("face_swin_s", "cpb")],
+)  # fmt: skip
 def test_worker_measures_training_and_evaluation(bench, model, variant):
     result = bench.worker(model, variant, "cpu", False, 2, (2, 1, 2), repeats=1, warmup=0, tiny=True)
     assert result["train_per_s"] > 0 and result["eval_per_s"] > 0 and result["peak_mib"] >= 0
