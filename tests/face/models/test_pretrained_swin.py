@@ -207,3 +207,14 @@ def test_our_format_round_trips_and_checks_the_config(tmp_path):
     (tmp_path / "ours" / "config.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="depths must be a list of positive ints"):
         load_pretrained(tmp_path / "ours")
+
+
+def test_convert_command_writes_a_swin_in_our_format(tmp_path, capsys):
+    from face.cli import main
+
+    sd = random_swin_state_dict(their_swin_layout(32, DEPTHS, HEADS, 64, "kprpe"), seed=5)
+    folder = write_hf_folder(tmp_path / "hf", sd, their_config(color="BGR"), "safetensors")
+    assert main(["convert", "--checkpoint", str(folder), "--out", str(tmp_path / "ours")]) == 0
+    assert "Swin, depths [2, 2, 2, 2], width 32, heads [1, 2, 4, 8], rpe=kprpe" in capsys.readouterr().out
+    assert json.loads((tmp_path / "ours" / "config.json").read_text())["model"]["arch"] == "swin"
+    assert_parity(load_pretrained(tmp_path / "ours"), sd, bgr=True)
