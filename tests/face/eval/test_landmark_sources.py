@@ -127,3 +127,19 @@ def test_kprpe_model_on_a_stock_bin_with_each_source(stock_bin, tmp_path, monkey
         for source in ("template", "sidecar")
     }
     assert not torch.allclose(by_source["template"], by_source["sidecar"], atol=1e-4)
+
+
+def test_face_swin_on_a_stock_bin(stock_bin, tmp_path):
+    """A saved face Swin evaluates through the same command: KP-RPE with template landmarks; Swin V2's own
+    bias reads no landmarks, so none are looked up (no detector needed)."""
+    from face.cli import main
+    from face.models import build_model, save_pretrained
+
+    out = tmp_path / "results.json"
+    for rpe, extra, source in (("kprpe", ["--landmarks", "template"], "template"), ("cpb", [], None)):
+        torch.manual_seed(0)
+        folder = save_pretrained(build_model({"preset": "swin_tiny", "rpe": rpe}).eval(), tmp_path / rpe)
+        args = ["eval", "--model", str(folder), "--bin", str(stock_bin), "--out", str(out), "--no-progress"]
+        assert main(args + extra) == 0
+        result = json.loads(out.read_text())["verification"]["stock"]
+        assert result.get("landmark_source") == source and 0 <= result["accuracy"] <= 1
