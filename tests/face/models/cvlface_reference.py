@@ -50,6 +50,14 @@ def their_layout(
     return shapes
 
 
+def parity_inputs(batch: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``(B, 3, 112, 112)`` in ``[-1, 1]`` and landmarks ``(B, 5, 2)`` inside the face, seeded."""
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(batch, 3, 112, 112, generator=g) * 2 - 1
+    landmarks = torch.rand(batch, 5, 2, generator=g) * 0.6 + 0.2
+    return images, landmarks
+
+
 def random_state_dict(shapes: dict[str, tuple[int, ...]], seed: int = 0) -> dict[str, torch.Tensor]:
     """Random weights at scales that keep activations O(1) and make every bias table matter."""
     g = torch.Generator().manual_seed(seed)

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 import yaml
-from cvlface_reference import random_state_dict, their_forward, their_layout
+from cvlface_reference import parity_inputs, random_state_dict, their_forward, their_layout
 from safetensors.torch import save_file
 
 from face.models import build_model
@@ -13,13 +13,6 @@ from face.models.pretrained import cvlface_to_facevit, infer_config, load_pretra
 
 TOL = 1e-4
 SMALL = {"embed_dim": 64, "depth": 3, "heads": 4, "mlp_ratio": 5.0, "output_dim": 32}
-
-
-def inputs(batch=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    images = torch.rand(batch, 3, 112, 112, generator=g) * 2 - 1
-    landmarks = torch.rand(batch, 5, 2, generator=g) * 0.6 + 0.2
-    return images, landmarks
 
 
 def their_config(rpe="kprpe", ctx_type="rel_keypoint_splithead_unshared", color="RGB", **extra):
@@ -46,7 +39,7 @@ def write_hf_folder(folder, sd, cfg, layout):
 
 def assert_parity(model, sd, heads, ctx_type="rel_keypoint_splithead_unshared", bgr=False):
     assert not model.training
-    images, landmarks = inputs()
+    images, landmarks = parity_inputs()
     with torch.no_grad():
         ours = model(images, landmarks)
         theirs = their_forward(sd, heads, images, landmarks, ctx_type, bgr)
@@ -68,7 +61,7 @@ def test_released_kprpe_folder_gives_their_embeddings(tmp_path, layout):
     # the bias matters: without it the embedding differs by far more than the tolerance
     no_bias = {k: v for k, v in sd.items() if not k.startswith("keypoint_linear")}
     with torch.no_grad():
-        plain = their_forward(no_bias, 4, *inputs())
+        plain = their_forward(no_bias, 4, *parity_inputs())
     assert (plain - theirs).abs().max() > 100 * TOL
 
 
@@ -118,7 +111,7 @@ def test_plain_vit_gives_their_embeddings(tmp_path):
     save_file({f"model.net.{k}": v.contiguous() for k, v in sd.items()}, str(tmp_path / "model.safetensors"))
     model = load_pretrained(tmp_path / "model.safetensors", num_heads=4)  # no preset shape, no table: say it
     assert model.config["rpe"] == "none"
-    images, landmarks = inputs()
+    images, landmarks = parity_inputs()
     with torch.no_grad():
         diff = (model(images, landmarks) - their_forward(sd, 4, images)).abs().max().item()
     assert diff <= TOL, diff
@@ -144,7 +137,7 @@ def test_our_format_round_trips(tmp_path):
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
     loaded = load_pretrained(tmp_path / "m")
     assert loaded.config == model.config and not loaded.training
-    images, landmarks = inputs()
+    images, landmarks = parity_inputs()
     with torch.no_grad():
         torch.testing.assert_close(loaded(images, landmarks), model.eval()(images, landmarks), rtol=0, atol=0)
     assert load_pretrained(tmp_path / "m" / "model.safetensors").config == model.config

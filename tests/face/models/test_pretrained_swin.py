@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 import yaml
+from cvlface_reference import parity_inputs
 from cvlface_swin_reference import random_swin_state_dict, their_swin_forward, their_swin_layout, their_window_buffers
 from safetensors.torch import save_file
 
@@ -15,13 +16,6 @@ from kprpe.skip_init import no_weight_init
 
 TOL = 1e-4
 DEPTHS, HEADS = [2, 2, 2, 2], [1, 2, 4, 8]
-
-
-def inputs(batch=2, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    images = torch.rand(batch, 3, 112, 112, generator=g) * 2 - 1
-    landmarks = torch.rand(batch, 5, 2, generator=g) * 0.6 + 0.2
-    return images, landmarks
 
 
 def their_config(rpe="kprpe", color="RGB", **extra):
@@ -53,7 +47,7 @@ def write_hf_folder(folder, sd, cfg, layout):
 
 def assert_parity(model, sd, bgr=False):
     assert not model.training
-    images, landmarks = inputs()
+    images, landmarks = parity_inputs()
     with torch.no_grad():
         ours = model(images, landmarks)
         theirs = their_swin_forward(sd, DEPTHS, HEADS, images, landmarks, bgr=bgr)
@@ -75,12 +69,12 @@ def test_released_swin_kprpe_folder_gives_their_embeddings(tmp_path, layout):
     # the keypoint bias matters: with zero W_L (a freshly initialised model) the embedding moves far more
     zero = {k: (torch.zeros_like(v) if k.startswith("keypoint_linear") else v) for k, v in sd.items()}
     with torch.no_grad():
-        plain = their_swin_forward(zero, DEPTHS, HEADS, *inputs())
+        plain = their_swin_forward(zero, DEPTHS, HEADS, *parity_inputs())
     assert (plain - theirs).abs().max() > 100 * TOL
     # and every stage's table is read: zeroing the last stage's alone changes the embedding too
     last = {k: (torch.zeros_like(v) if k.startswith("keypoint_linear.3") else v) for k, v in sd.items()}
     with torch.no_grad():
-        assert (their_swin_forward(last, DEPTHS, HEADS, *inputs()) - theirs).abs().max() > 100 * TOL
+        assert (their_swin_forward(last, DEPTHS, HEADS, *parity_inputs()) - theirs).abs().max() > 100 * TOL
 
 
 def test_swin_v2_bias_checkpoint_gives_their_embeddings(tmp_path):
@@ -198,7 +192,7 @@ def test_our_format_round_trips_and_checks_the_config(tmp_path):
     loaded = load_pretrained(tmp_path / "ours")
     assert isinstance(loaded, FaceSwin)
     with torch.no_grad():
-        torch.testing.assert_close(loaded(*inputs()), model(*inputs()), rtol=0, atol=0)
+        torch.testing.assert_close(loaded(*parity_inputs()), model(*parity_inputs()), rtol=0, atol=0)
     meta["model"]["num_heads"] = [2, 2, 4, 8]
     (tmp_path / "ours" / "config.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match=r"num_heads gives \[2, 2, 4, 8\] but the weights have \[1, 2, 4, 8\]"):
