@@ -24,6 +24,10 @@ torchvision's code with the KP-RPE bias in place of Swin V2's continuous positio
   same network without keypoints: the baseline of a paired comparison;
 * ``rpe="none"``: no position bias at all.
 
+Their model is defined for 112 px only (their head raises otherwise). At other sizes a stage grid smaller than
+the window is handled as :class:`kprpe.core.SwinBlock` does (the window clamped to the grid), where torchvision
+would pad the grid to the window: the same for every grid of a 112 px input (the last, 5 x 5, equals the window).
+
 Presets (:data:`PRESETS`): ``swin_small`` (depths 2-2-12-2, their ``v1_small_kprpe_splithead_unshared``,
 ``swin_v2_s``) and ``swin_base`` (2-2-18-2, ``v1_base_*``, ``swin_v2_b``): width 128, heads 4-8-16-32,
 stochastic depth 0.3 / 0.5 as released; ``swin_tiny`` is a CPU-sized model for tests and demos (width 32,
