@@ -69,9 +69,9 @@ from kprpe.skip_init import no_weight_init
 
 from .build import arch_of, build_model
 from .hub import is_hub_id, resolve_hub_id
-from .pretrained_swin import cvlface_swin_to_faceswin, infer_swin_config, is_swin_layout
+from .pretrained_swin import cvlface_swin_to_faceswin, infer_swin_config, is_swin_layout, swin_layout
 from .swin import PRESETS as SWIN_PRESETS
-from .swin import FaceSwin, stage_grids
+from .swin import FaceSwin, head_inputs
 from .vit import PRESETS, FaceViT
 
 __all__ = [
@@ -638,21 +638,14 @@ def _resolved_model_config(model_cfg: Mapping[str, Any], config_path: Path) -> d
 def _swin_disagreements(args: Mapping[str, Any], shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
     """What a Swin config's architecture says and the weights' shapes do not."""
     patch = shapes.get("patch_embed.weight", ())
-    depths: dict[int, int] = {}
-    for key in shapes:
-        if m := re.match(r"stages\.(\d+)\.blocks\.(\d+)\.", key):
-            depths[int(m.group(1))] = max(depths.get(int(m.group(1)), 0), int(m.group(2)) + 1)
-    heads = [shapes.get(f"stages.{s}.blocks.0.attn.logit_scale", (None,))[0] for s in sorted(depths)]
+    depths, rpe = swin_layout(shapes)
+    heads = [shapes.get(f"stages.{s}.blocks.0.attn.logit_scale", (None,))[0] for s in range(len(depths))]
     fc1 = shapes.get("stages.0.blocks.0.mlp.fc1.weight", (None,))
     head = shapes.get("head.2.weight", (None,))
-    rpe = (
-        "kprpe" if "stages.0.rpe.proj.weight" in shapes
-        else "cpb" if "stages.0.blocks.0.attn.rpe.cpb_mlp.0.weight" in shapes else "none"
-    )  # fmt: skip
     found = {
         "embed_dim": (patch[0] if patch else None, int(args["embed_dim"])),
         "patch_size": (patch[2] if len(patch) > 2 else None, int(args["patch_size"])),
-        "depths": ([depths[s] for s in sorted(depths)], list(args["depths"])),
+        "depths": (depths, list(args["depths"])),
         "num_heads": (heads, list(args["num_heads"])),
         "mlp hidden units": (fc1[0], int(args["embed_dim"] * args["mlp_ratio"])),
         "output_dim": (head[0], int(args["output_dim"])),
@@ -660,8 +653,7 @@ def _swin_disagreements(args: Mapping[str, Any], shapes: Mapping[str, tuple[int,
     }
     problems = [f"config {name} gives {want!r} but the weights have {got!r}" for name, (got, want) in found.items()
                 if got != want]  # fmt: skip
-    grids = stage_grids(int(args["img_size"]), int(args["patch_size"]), len(args["depths"]))
-    features = grids[-1][0] * grids[-1][1] * int(args["embed_dim"]) * 2 ** (len(args["depths"]) - 1)
+    features = head_inputs(int(args["img_size"]), int(args["patch_size"]), int(args["embed_dim"]), len(args["depths"]))
     if shapes.get("head.0.weight", (None, None))[1:] != (features,):
         problems.append(f"config img_size {args['img_size']!r} gives a head of {features} inputs but the weights "
                         f"have {shapes.get('head.0.weight')} (head.0.weight)")  # fmt: skip

@@ -37,7 +37,7 @@ reported as unsupported keys.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -45,9 +45,9 @@ import torch
 from kprpe.core import bucket_map, num_buckets
 from kprpe.core.baselines import continuous_coords
 
-from .swin import PRESETS, stage_grids
+from .swin import PRESETS, head_inputs, stage_grids
 
-__all__ = ["cvlface_swin_to_faceswin", "infer_swin_config", "is_swin_layout", "strip_swin_prefixes"]
+__all__ = ["cvlface_swin_to_faceswin", "infer_swin_config", "is_swin_layout", "strip_swin_prefixes", "swin_layout"]
 
 _FEATURE = re.compile(r"features\.(\d+)\.(.+)")
 # block-relative key -> our block-relative key (None: a buffer, checked and dropped)
@@ -192,6 +192,22 @@ _NDIM = {"patch_embed.weight": 4, "logit_scale": 3, "mlp.fc1.weight": 2, "head.0
          "rpe.proj.weight": 2}  # fmt: skip
 
 
+def swin_layout(keys: Iterable[str]) -> tuple[list[int], str]:
+    """Blocks per stage (0 for a stage without any) and the ``rpe`` kind that FaceSwin keys hold."""
+    keys = list(keys)
+    depths: list[int] = []
+    for key in keys:
+        if m := re.match(r"stages\.(\d+)\.blocks\.(\d+)\.", key):
+            stage, block = int(m.group(1)), int(m.group(2))
+            depths.extend([0] * (stage + 1 - len(depths)))
+            depths[stage] = max(depths[stage], block + 1)
+    rpe = (
+        "kprpe" if "stages.0.rpe.proj.weight" in keys
+        else "cpb" if "stages.0.blocks.0.attn.rpe.cpb_mlp.0.weight" in keys else "none"
+    )  # fmt: skip
+    return depths, rpe
+
+
 def _shape(sd: Mapping[str, torch.Tensor], key: str, source: str) -> tuple[int, ...]:
     """The shape of ``sd[key]``, with the dimensions :data:`_NDIM` gives its kind, all positive."""
     if key not in sd:
@@ -220,13 +236,7 @@ def infer_swin_config(
     embed_dim, in_chans, patch, patch_w = _shape(state_dict, "patch_embed.weight", source)
     if in_chans != 3 or patch != patch_w:
         raise ValueError(f"{source}: patch embedding {(embed_dim, in_chans, patch, patch_w)} is not 3-channel square")
-    depths: list[int] = []
-    for key in state_dict:
-        m = re.match(r"stages\.(\d+)\.blocks\.(\d+)\.", key)
-        if m:
-            stage, block = int(m.group(1)), int(m.group(2))
-            depths.extend([0] * (stage + 1 - len(depths)))
-            depths[stage] = max(depths[stage], block + 1)
+    depths, rpe = swin_layout(state_dict)
     if not depths or min(depths) == 0:
         raise ValueError(f"{source}: no Swin blocks found in every stage (blocks per stage: {depths})")
     heads = [_shape(state_dict, f"stages.{s}.blocks.0.attn.logit_scale", source)[0] for s in range(len(depths))]
@@ -241,11 +251,9 @@ def infer_swin_config(
     }  # fmt: skip
     _check_head(state_dict, args, source)
     _check_buffers(buffers, window, source)
-    if "stages.0.rpe.proj.weight" in state_dict:
-        args["rpe"] = "kprpe"
+    args["rpe"] = rpe
+    if rpe == "kprpe":
         args["num_keypoints"] = _check_keypoint_linears(state_dict, depths, heads, ratio, rpe_cfg, source)
-    else:
-        args["rpe"] = "cpb" if "stages.0.blocks.0.attn.rpe.cpb_mlp.0.weight" in state_dict else "none"
     name = cfg.get("name")
     if name is not None:
         if name not in _NAMES:
@@ -281,7 +289,7 @@ def _img_size(cfg: Mapping[str, Any], source: str) -> int:
 def _check_head(state_dict: Mapping[str, torch.Tensor], args: Mapping[str, Any], source: str) -> None:
     grids = stage_grids(args["img_size"], args["patch_size"], len(args["depths"]))
     width = args["embed_dim"] * 2 ** (len(args["depths"]) - 1)
-    want = grids[-1][0] * grids[-1][1] * width
+    want = head_inputs(args["img_size"], args["patch_size"], args["embed_dim"], len(args["depths"]))
     got = _shape(state_dict, "head.0.weight", source)[1]
     if got != want:
         raise ValueError(

@@ -49,7 +49,7 @@ from kprpe.core.layers import init_linear_and_norm
 
 from .inputs import check_images, check_landmarks
 
-__all__ = ["PRESETS", "RPE_KINDS", "FaceSwin", "FaceSwinStage", "stage_grids"]
+__all__ = ["PRESETS", "RPE_KINDS", "FaceSwin", "FaceSwinStage", "head_inputs", "stage_grids"]
 
 #: ``FaceSwin.rpe`` -> the core ``SwinBlock`` ``rel_pos``
 RPE_KINDS: dict[str, str] = {"kprpe": "table", "cpb": "cpb", "none": "none"}
@@ -71,6 +71,12 @@ def stage_grids(img_size: int, patch_size: int, num_stages: int) -> list[tuple[i
         grids.append((side, side))
         side = (side + 1) // 2
     return grids
+
+
+def head_inputs(img_size: int, patch_size: int, embed_dim: int, num_stages: int) -> int:
+    """Width of the flattened last stage the head reads: last grid's tokens times ``embed_dim * 2^(stages-1)``."""
+    (h, w) = stage_grids(img_size, patch_size, num_stages)[-1]
+    return h * w * embed_dim * 2 ** (num_stages - 1)
 
 
 class FaceSwinStage(nn.Module):
@@ -228,9 +234,8 @@ class FaceSwin(nn.Module):
                 )  # fmt: skip
             )
         self.norm = nn.LayerNorm(self.num_features)
-        last = self.grids[-1]
         self.head = nn.Sequential(
-            nn.Linear(last[0] * last[1] * self.num_features, self.num_features, bias=False),
+            nn.Linear(head_inputs(img_size, patch_size, embed_dim, len(depths)), self.num_features, bias=False),
             nn.BatchNorm1d(self.num_features, eps=2e-5),
             nn.Linear(self.num_features, output_dim, bias=False),
             nn.BatchNorm1d(output_dim, eps=2e-5),
