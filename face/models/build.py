@@ -13,10 +13,13 @@ from .swin import FaceSwin
 from .vit import PRESETS as VIT_PRESETS
 from .vit import FaceViT
 
-__all__ = ["ARCHS", "PRESETS", "FaceBackbone", "arch_of", "build_model"]
+__all__ = ["ARCHS", "ARCH_PRESETS", "PRESETS", "FaceBackbone", "arch_of", "build_model"]
 
 #: ``arch`` key -> the class it builds
 ARCHS: dict[str, type] = {"vit": FaceViT, "swin": FaceSwin}
+
+#: ``arch`` key -> its named architectures
+ARCH_PRESETS: dict[str, dict[str, dict[str, Any]]] = {"vit": VIT_PRESETS, "swin": SWIN_PRESETS}
 
 #: every named architecture: ``vit_*`` (:class:`FaceViT`) and ``swin_*`` (:class:`FaceSwin`)
 PRESETS: dict[str, dict[str, Any]] = {**VIT_PRESETS, **SWIN_PRESETS}

@@ -67,10 +67,9 @@ from kprpe.core import num_buckets
 from kprpe.io import atomic_path, atomic_write_text
 from kprpe.skip_init import no_weight_init
 
-from .build import arch_of, build_model
+from .build import ARCH_PRESETS, ARCHS, arch_of, build_model
 from .hub import is_hub_id, resolve_hub_id
 from .pretrained_swin import cvlface_swin_to_faceswin, infer_swin_config, is_swin_layout, swin_layout
-from .swin import PRESETS as SWIN_PRESETS
 from .swin import FaceSwin, head_inputs
 from .vit import PRESETS, FaceViT
 
@@ -611,9 +610,9 @@ def _resolved_model_config(model_cfg: Mapping[str, Any], config_path: Path) -> d
     """The ``model`` section of our ``config.json`` with its ``arch``, preset and the class's defaults filled
     in, the shape-setting arguments type-checked."""
     arch = model_cfg.get("arch", "vit")
-    if arch not in _SHAPE_ARGS:
-        raise ValueError(f"{config_path}: unknown model arch {arch!r}; choose one of {sorted(_SHAPE_ARGS)}")
-    cls, presets = (FaceSwin, SWIN_PRESETS) if arch == "swin" else (FaceViT, PRESETS)
+    if arch not in ARCHS:
+        raise ValueError(f"{config_path}: unknown model arch {arch!r}; choose one of {sorted(ARCHS)}")
+    cls, presets = ARCHS[arch], ARCH_PRESETS[arch]
     defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
                 if p.default is not inspect.Parameter.empty}  # fmt: skip
     preset = model_cfg.get("preset")

@@ -115,7 +115,6 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
         self.rpe = rpe
-        self.cosine = bool(cosine)
         self.logit_scale = nn.Parameter(torch.full((num_heads, 1, 1), math.log(10.0))) if cosine else None
         if cosine and qkv_bias:
             with torch.no_grad():
@@ -127,7 +126,7 @@ class Attention(nn.Module):
         clamped per-head scale and ``scale`` is 1)."""
         batch, tokens, channels = x.shape
         bias = self.qkv.bias
-        if self.cosine and bias is not None:  # Swin V2 holds the key bias at zero
+        if self.logit_scale is not None and bias is not None:  # cosine attention: Swin V2 holds the key bias at zero
             bias = torch.cat([bias[:channels], torch.zeros_like(bias[channels : 2 * channels]), bias[2 * channels :]])
             qkv = F.linear(x, self.qkv.weight, bias)
         else:
@@ -165,7 +164,7 @@ class Attention(nn.Module):
 
     def extra_repr(self) -> str:
         return f"num_heads={self.num_heads}, head_dim={self.head_dim}, backend={self.backend!r}" + (
-            ", cosine=True" if self.cosine else ""
+            ", cosine=True" if self.logit_scale is not None else ""
         )
 
 
